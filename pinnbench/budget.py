@@ -1,0 +1,108 @@
+"""Training budgets: a number of iterations or a wall-clock time.
+
+The clock counts training time only: it is paused while the model is evaluated on the test grid,
+checkpointed or diagnosed, so runs compared at equal time get equal training time.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from pinnbench.errors import ConfigError
+
+KINDS = ("iterations", "walltime")
+
+
+@dataclass
+class BudgetConfig:
+    """``kind: iterations`` with ``iterations: N`` (null: the problem size's default), or
+    ``kind: walltime`` with ``seconds: S``."""
+
+    kind: str = "iterations"
+    iterations: Optional[int] = None
+    seconds: Optional[float] = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ConfigError(f"budget.kind={self.kind!r} is not a budget; allowed: {', '.join(KINDS)}.")
+        if self.iterations is not None and self.iterations <= 0:
+            raise ConfigError(f"budget.iterations={self.iterations} must be a positive integer.")
+        if self.kind == "walltime":
+            if self.seconds is None or not math.isfinite(self.seconds) or self.seconds <= 0:
+                raise ConfigError(
+                    f"budget.seconds={self.seconds} must be a positive number of seconds for budget=walltime."
+                )
+
+    @property
+    def amount(self) -> float:
+        return self.iterations if self.kind == "iterations" else self.seconds
+
+
+class Clock:
+    """A stopwatch that can be paused; ``synchronize`` waits for queued GPU work before reading."""
+
+    def __init__(self, elapsed: float = 0.0, device: torch.device | None = None) -> None:
+        self.elapsed_before = elapsed
+        self.started: float | None = None
+        self.cuda = device is not None and device.type == "cuda"
+
+    def _now(self) -> float:
+        if self.cuda:
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+    def start(self) -> None:
+        if self.started is None:
+            self.started = self._now()
+
+    def pause(self) -> None:
+        if self.started is not None:
+            self.elapsed_before += self._now() - self.started
+            self.started = None
+
+    @property
+    def seconds(self) -> float:
+        running = 0.0 if self.started is None else self._now() - self.started
+        return self.elapsed_before + running
+
+
+class Budget:
+    """Decides when training stops and how far along the learning-rate schedule it is.
+
+    ``progress`` is the fraction of the budget used: iterations done / N, or seconds / S; the
+    schedule is a function of it, so a wall-clock run still reaches the end of its schedule.
+    """
+
+    def __init__(self, config: BudgetConfig, iterations: int) -> None:
+        self.kind = config.kind
+        self.iterations = iterations
+        self.seconds = config.seconds
+
+    def progress(self, iteration: int, seconds: float) -> float:
+        if self.kind == "iterations":
+            return iteration / self.iterations
+        return min(seconds / self.seconds, 1.0)
+
+    def exhausted(self, iteration: int, seconds: float) -> bool:
+        if self.kind == "iterations":
+            return iteration >= self.iterations
+        return seconds >= self.seconds
+
+    def warmup_fraction(self) -> float:
+        """Linear warm-up over min(100 iterations, 1 % of the budget) (the paper's protocol)."""
+        if self.kind == "iterations":
+            return min(100, max(1, int(0.01 * self.iterations))) / self.iterations
+        return 0.01
+
+
+def cosine_with_warmup(progress: float, warmup: float, lr: float, final_lr: float) -> float:
+    """lr·p/w during warm-up (p < w), then final + (lr − final)(1 + cos(π (p − w)/(1 − w)))/2."""
+    if progress < warmup:
+        return lr * progress / warmup
+    phase = min((progress - warmup) / max(1.0 - warmup, 1e-12), 1.0)
+    return final_lr + (lr - final_lr) * 0.5 * (1.0 + math.cos(math.pi * phase))

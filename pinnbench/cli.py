@@ -1,0 +1,197 @@
+"""Command line: ``pinnbench run [overrides]``, ``pinnbench reference``, ``pinnbench plot``, …
+
+``run`` is a Hydra application (overrides, ``-m`` multirun, launchers); the other commands are
+plain argparse programs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from omegaconf import DictConfig, OmegaConf
+
+from pinnbench.errors import ConfigError
+
+RUN_NAME_KEYS = {"problem", "method", "n_losses", "seed", "budget", "budget.iterations", "budget.seconds",
+                 "problem.size"}
+"""Overrides that are spelt out in a run directory's name; any other override adds a short hash."""
+
+NEUTRAL_KEYS = {"quiet", "device", "eval_every", "log_every", "checkpoint_every", "plot"}
+"""Overrides that change neither what is trained nor its result, so they leave the name alone."""
+
+
+def config_dir() -> Path:
+    """The Hydra config tree: packaged inside a wheel, or the repository's ``configs/``."""
+    packaged = Path(__file__).parent / "configs"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / "configs"
+
+
+def run_name(*, _root_: DictConfig) -> str:
+    """``<problem>-<size>/<method>-n<k>-<budget>-seed<s>[-<hash of other overrides>]``: a pure
+    function of the overrides, so a relaunched sweep finds its runs again."""
+    cfg = _root_
+    choices = cfg.hydra.runtime.choices
+    problem, method = choices.get("problem"), choices.get("method")
+    budget = cfg.budget
+    if budget.kind == "iterations":
+        amount = budget.iterations or cfg.problem.sizes[cfg.problem.size].iterations
+        label = f"it{amount}"
+    else:
+        label = f"wall{budget.seconds:g}s"
+    name = f"{problem}-{cfg.problem.size}/{method}-n{cfg.n_losses}-{label}-seed{cfg.seed}"
+    extras = sorted(o.lstrip("+~") for o in cfg.hydra.overrides.task
+                    if o.lstrip("+~").split("=")[0] not in RUN_NAME_KEYS | NEUTRAL_KEYS
+                    and not o.lstrip("+~").startswith("hydra"))
+    if extras:
+        name += "-" + hashlib.sha1(";".join(extras).encode()).hexdigest()[:8]
+    return name
+
+
+def _register() -> None:
+    from pinnbench.settings import register_schema
+
+    register_schema()
+    if not OmegaConf.has_resolver("run_name"):
+        OmegaConf.register_new_resolver("run_name", run_name)
+
+
+def check_overrides(overrides: list[str]) -> None:
+    """Fail early, with the allowed keys, on an override naming no key of the config."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from pinnbench.settings import RunConfig, typed_options
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    top = {f.name for f in dataclasses.fields(RunConfig)}
+    choices = []
+    for o in parsed:
+        key = o.key_or_group
+        if key.startswith("hydra") or o.package is not None or o.is_add() or o.is_force_add() or o.is_delete():
+            continue
+        head = key.split(".")[0]
+        if head not in top:
+            raise ConfigError(f"{key} is not a setting; allowed: {', '.join(sorted(top))} "
+                              f"(and problem.*, method.*, budget.* options).")
+        if "." not in key and not o.is_sweep_override():
+            choices.append(o.input_line)
+    dotted = [o for o in parsed if "." in o.key_or_group and o.key_or_group.split(".")[0] in ("problem", "method")
+              and not o.is_add() and not o.is_force_add()]
+    if not dotted:
+        return
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+            cfg = compose("config", overrides=[c for c in choices if c.split("=")[0] in ("problem", "method")])
+    except Exception:
+        return  # Hydra's own error for a bad group choice is reported by the run itself
+    finally:
+        GlobalHydra.instance().clear()
+    for o in dotted:
+        group, option = o.key_or_group.split(".", 1)
+        cls, _ = typed_options(group, cfg[group])
+        allowed = [f.name for f in dataclasses.fields(cls.Options)]
+        if option.split(".")[0] not in allowed:
+            raise ConfigError(f"{group}.{option} is not an option of {group} {cfg[group].name!r}; "
+                              f"allowed: {', '.join(allowed)}.")
+
+
+def _run_task(cfg: DictConfig) -> Any:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from pinnbench.train import DIVERGED, prepare, train
+
+    hydra_cfg = HydraConfig.get()
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    try:
+        setup = prepare(cfg)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if multirun:
+            raise
+        sys.exit(2)
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    summary = train(setup, run_dir)
+    if not summary.get("skipped"):
+        mse = summary["test_mse"]
+        print(f"{summary['status']}: {summary['iterations']} iterations in {summary['seconds']:.1f} s, "
+              f"final test MSE {mse:.3e}; records in {run_dir}")
+    if summary["status"] == DIVERGED and not multirun:
+        sys.exit(1)
+    return summary
+
+
+def run(overrides: list[str]) -> None:
+    """``pinnbench run``: a Hydra application over ``configs/``."""
+    import hydra
+
+    _register()
+    plain = [a for a in overrides if not a.startswith("-")]
+    try:
+        check_overrides(plain)
+    except ConfigError as exc:
+        _fail(exc)
+    app: Callable[[], Any] = hydra.main(config_path=str(config_dir()), config_name="config",
+                                        version_base="1.3")(_run_task)
+    sys.argv = ["pinnbench run", *overrides]
+    app()
+
+
+def _fail(exc: Exception, code: int = 2) -> None:
+    print(f"error: {exc}", file=sys.stderr)
+    sys.exit(code)
+
+
+COMMANDS: dict[str, tuple[str, Callable[[list[str]], None]]] = {
+    "run": ("train one run, or a sweep with -m (Hydra overrides)", run),
+}
+
+
+def add_command(name: str, help_text: str) -> Callable:
+    """Register a subcommand ``fn(argv)``; modules add theirs by importing this."""
+
+    def decorate(fn: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
+        COMMANDS[name] = (help_text, fn)
+        return fn
+
+    return decorate
+
+
+def _load_commands() -> None:
+    import importlib
+    import pkgutil
+
+    import pinnbench.commands as commands
+
+    for module in pkgutil.iter_modules(commands.__path__):
+        importlib.import_module(f"pinnbench.commands.{module.name}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    _load_commands()
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: pinnbench COMMAND [ARGS]\n\ncommands:")
+        for name, (help_text, _) in COMMANDS.items():
+            print(f"  {name:<10} {help_text}")
+        print("\n`pinnbench run` with no argument trains Burgers with ConFIG on a CPU-sized default.")
+        sys.exit(0 if argv else 2)
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        _fail(ConfigError(f"unknown command {command!r}; allowed: {', '.join(COMMANDS)}."))
+    try:
+        COMMANDS[command][1](rest)
+    except ConfigError as exc:
+        _fail(exc)
+
+
+def parser(prog: str, description: str) -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(prog=f"pinnbench {prog}", description=description)

@@ -1,0 +1,1 @@
+"""Subcommands besides ``run``: each module registers itself with :func:`pinnbench.cli.add_command`."""

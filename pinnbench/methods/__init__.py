@@ -1,0 +1,1 @@
+"""Training methods: one module per method, each with a YAML in ``configs/method/``."""

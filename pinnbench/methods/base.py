@@ -1,0 +1,125 @@
+"""The Method contract: one object per run that, each iteration, sets ``p.grad`` on the parameters.
+
+The trainer hands a method a :class:`Losses` callable that evaluates any subset of the run's
+losses on the current collocation points (a problem computes only the terms it is asked for).
+Two families share the contract:
+
+* weighting methods combine the loss values with weights and back-propagate once;
+* gradient methods form the per-loss gradient matrix G[k, d] and reduce it with a pure aggregator
+  from :mod:`pinnbench.aggregators`.
+
+After ``step`` the trainer applies the method's optimiser (Adam unless the method brings its own).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol, Sequence
+
+import torch
+from torch import Tensor
+
+
+class Losses(Protocol):
+    """Evaluates losses of the current iteration: ``losses(indices)`` → Tensor[len(indices)]."""
+
+    n_losses: int
+
+    def __call__(self, indices: Sequence[int] | None = None) -> Tensor: ...
+
+
+@dataclass
+class MethodOptions:
+    """Options every method has; a method adds its own in a subclass."""
+
+    name: str = "method"
+
+
+class Method:
+    """Base class of all methods."""
+
+    Options: ClassVar[type] = MethodOptions
+    description: ClassVar[str] = ""
+
+    def __init__(self, options: MethodOptions, n_losses: int, params: Sequence[Tensor]) -> None:
+        self.options = options
+        self.n_losses = n_losses
+        self.params = list(params)
+
+    def make_optimizer(self, lr: float) -> torch.optim.Optimizer:
+        """The optimiser that applies ``p.grad`` (Adam, the paper's choice for all but M-ConFIG)."""
+        return torch.optim.Adam(self.params, lr=lr)
+
+    def step(self, losses: Losses) -> None:
+        """Set ``p.grad`` for every parameter from the losses of this iteration."""
+        raise NotImplementedError
+
+    def record(self) -> dict[str, Tensor]:
+        """Per-loss quantities worth a history column (e.g. weights), as 0-d or [k] tensors."""
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+
+class WeightingMethod(Method):
+    """Back-propagates Σ_i w_i L_i once; subclasses choose the weights."""
+
+    def __init__(self, options: MethodOptions, n_losses: int, params: Sequence[Tensor]) -> None:
+        super().__init__(options, n_losses, params)
+        self.weights = torch.ones(n_losses, device=self.params[0].device, dtype=self.params[0].dtype)
+
+    def update_weights(self, values: Tensor, losses: Losses) -> None:
+        """Update ``self.weights`` before the backward pass (equal weights by default)."""
+
+    def step(self, losses: Losses) -> None:
+        values = losses()
+        self.update_weights(values, losses)
+        (self.weights.detach() * values).sum().backward()
+
+    def record(self) -> dict[str, Tensor]:
+        return {"weight": self.weights}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"weights": self.weights}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.weights = state["weights"].to(self.weights)
+
+
+def gradient_matrix(values: Tensor, params: Sequence[Tensor], out: Tensor | None = None) -> Tensor:
+    """G[k, d]: row i is ∇_θ values[i], flattened over ``params``; one backward pass per loss."""
+    k = values.shape[0]
+    sizes = [p.numel() for p in params]
+    if out is None:
+        out = torch.empty(k, sum(sizes), device=values.device, dtype=params[0].dtype)
+    for i in range(k):
+        grads = torch.autograd.grad(values[i], params, retain_graph=i < k - 1, allow_unused=True)
+        for chunk, grad in zip(out[i].split(sizes), grads):
+            if grad is None:
+                chunk.zero_()
+            else:
+                chunk.copy_(grad.reshape(-1))
+    return out
+
+
+def write_gradient(params: Sequence[Tensor], vector: Tensor) -> None:
+    """Set ``p.grad`` from one flat vector laid out like :func:`gradient_matrix`'s rows."""
+    offset = 0
+    for p in params:
+        n = p.numel()
+        p.grad = vector[offset : offset + n].view_as(p)
+        offset += n
+
+
+class GradientMethod(Method):
+    """Forms G[k, d] from all k losses and applies ``aggregate(G)``."""
+
+    def aggregate(self, G: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def step(self, losses: Losses) -> None:
+        write_gradient(self.params, self.aggregate(gradient_matrix(losses(), self.params)))

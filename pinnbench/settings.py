@@ -1,0 +1,112 @@
+"""Typed configuration: the run schema, and validation of the ``problem`` and ``method`` groups.
+
+``configs/config.yaml`` extends :class:`RunConfig` (registered with Hydra's ConfigStore), so a typo
+or a wrong type at top level fails before anything runs. The ``problem`` and ``method`` groups
+name their class in ``_target_``; the class's ``Options`` dataclass is their schema: every other
+key must be one of its fields, with its type.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from hydra.core.config_store import ConfigStore
+from hydra.utils import get_class
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from pinnbench.budget import BudgetConfig
+from pinnbench.errors import ConfigError
+
+DEVICES = ("cpu", "cuda")
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+@dataclass
+class RunConfig:
+    """Top-level keys of a run (``configs/config.yaml``)."""
+
+    problem: Any = None
+    method: Any = None
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    n_losses: int = 3
+    seed: int = 0
+    device: str = "cpu"
+    dtype: str = "float32"
+    lr: float = 1e-3
+    final_lr: float = 1e-4
+    resample: bool = True
+    eval_every: int = 100
+    log_every: int = 10
+    checkpoint_every: int = 1000
+    quiet: bool = False
+    plot: bool = True
+
+    def __post_init__(self) -> None:
+        if self.device not in DEVICES:
+            raise ConfigError(f"device={self.device!r} is not a device; allowed: {', '.join(DEVICES)}.")
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise ConfigError("device=cuda was asked for, but PyTorch sees no CUDA GPU here; use device=cpu.")
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"dtype={self.dtype!r} is not supported; allowed: {', '.join(DTYPES)}.")
+        for key in ("eval_every", "log_every", "checkpoint_every"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"{key}={getattr(self, key)} must be a positive number of iterations.")
+        for key in ("lr", "final_lr"):
+            if not getattr(self, key) > 0:
+                raise ConfigError(f"{key}={getattr(self, key)} must be positive.")
+
+
+def register_schema() -> None:
+    ConfigStore.instance().store(name="run_schema", node=RunConfig)
+
+
+def _plain(node: Any) -> Any:
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+
+
+def typed_options(group: str, node: DictConfig) -> tuple[type, Any]:
+    """(class, validated Options instance) for a ``problem`` or ``method`` config node."""
+    if not isinstance(node, DictConfig) or "_target_" not in node:
+        raise ConfigError(f"{group} must be chosen from configs/{group}/ (e.g. {group}=burgers); got {node!r}.")
+    target = node._target_
+    try:
+        cls = get_class(target)
+    except Exception as exc:  # hydra wraps import errors in its own types
+        raise ConfigError(f"{group}._target_={target!r} cannot be imported: {exc}") from None
+    schema = cls.Options
+    allowed = [f.name for f in dataclasses.fields(schema)]
+    values = {k: v for k, v in _plain(node).items() if k != "_target_"}
+    unknown = sorted(set(values) - set(allowed))
+    if unknown:
+        raise ConfigError(
+            f"{group}.{unknown[0]} is not an option of {group} {values.get('name', target)!r}; "
+            f"allowed: {', '.join(allowed)}."
+        )
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(schema), values)
+        options = OmegaConf.to_object(merged)
+    except ConfigError:
+        raise
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None) or "?"
+        raise ConfigError(f"{group}.{key}: {exc.msg if hasattr(exc, 'msg') else exc}".split("\n")[0]) from None
+    return cls, options
+
+
+def run_options(cfg: DictConfig) -> RunConfig:
+    """The validated top-level settings (problem and method left as config nodes)."""
+    values = {k: v for k, v in _plain(cfg).items() if k not in ("problem", "method", "hydra")}
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(RunConfig), values)
+        run = OmegaConf.to_object(merged)
+    except ConfigError:
+        raise
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None) or "?"
+        raise ConfigError(f"{key}: {getattr(exc, 'msg', exc)}".split("\n")[0]) from None
+    run.problem, run.method = cfg.problem, cfg.method
+    return run

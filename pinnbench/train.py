@@ -1,0 +1,249 @@
+"""The training loop: one run = one problem, one method, one budget, one seed.
+
+:func:`prepare` validates the whole configuration and builds every object before any training;
+:func:`train` runs (or resumes, or skips) the run in its directory and returns its summary.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+from torch import Tensor
+from tqdm import tqdm
+
+from pinnbench import records
+from pinnbench.budget import Budget, Clock, cosine_with_warmup
+from pinnbench.methods.base import Method
+from pinnbench.network import MLP
+from pinnbench.settings import DTYPES, RunConfig, run_options, typed_options
+from problems.base import Batch, Problem
+
+COMPLETED, DIVERGED = "completed", "diverged"
+
+
+@dataclass
+class Setup:
+    """Everything a run needs, validated."""
+
+    run: RunConfig
+    problem: Problem
+    method_cls: type
+    method_options: Any
+    groups: tuple[tuple[str, ...], ...]
+    budget: Budget
+    device: torch.device
+    dtype: torch.dtype
+
+    @property
+    def loss_names(self) -> list[str]:
+        return [Problem.group_name(g) for g in self.groups]
+
+
+def prepare(cfg: DictConfig) -> Setup:
+    """Validate ``cfg`` and build the problem; raises :class:`ConfigError` on bad input."""
+    run = run_options(cfg)
+    device, dtype = torch.device(run.device), DTYPES[run.dtype]
+    problem_cls, problem_options = typed_options("problem", run.problem)
+    method_cls, method_options = typed_options("method", run.method)
+    problem: Problem = problem_cls(problem_options, device=device, dtype=dtype)
+    groups = problem.groups(run.n_losses)
+    if hasattr(method_options, "validate"):
+        method_options.validate(len(groups))
+    iterations = run.budget.iterations or problem.size.iterations
+    return Setup(run, problem, method_cls, method_options, groups, Budget(run.budget, iterations), device, dtype)
+
+
+class GroupLosses:
+    """The :class:`~pinnbench.methods.base.Losses` a method sees: evaluates chosen groups on the
+    current points, and remembers the latest value of every group for the history."""
+
+    def __init__(self, problem: Problem, model: torch.nn.Module, groups, device, dtype) -> None:
+        self.problem, self.model, self.groups = problem, model, groups
+        self.n_losses = len(groups)
+        self.latest = torch.full((self.n_losses,), float("nan"), device=device, dtype=dtype)
+        self.nonfinite = torch.zeros((), dtype=torch.bool, device=device)
+        self.batches: dict[str, Batch] = {}
+
+    def __call__(self, indices: Sequence[int] | None = None) -> Tensor:
+        indices = list(range(self.n_losses)) if indices is None else list(indices)
+        chosen = [self.groups[i] for i in indices]
+        values = self.problem.group_losses(self.model, self.batches, tuple(chosen))
+        detached = values.detach()
+        self.latest[indices] = detached
+        self.nonfinite |= ~torch.isfinite(detached).all()
+        return values
+
+
+def _rng_state(generator: torch.Generator) -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+             "sampler": generator.get_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any], generator: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    generator.set_state(state["sampler"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr if message.startswith("error") else sys.stdout, flush=True)
+
+
+def train(setup: Setup, run_dir: str | Path, on_iteration: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Train (or resume, or skip) the run in ``run_dir``; returns its summary.
+
+    ``on_iteration(i)`` is called after every iteration i (1-based); tests use it to interrupt.
+    """
+    run_dir = Path(run_dir)
+    run, problem, budget = setup.run, setup.problem, setup.budget
+    summary = records.read_summary(run_dir)
+    if summary is not None and summary.get("status") in (COMPLETED, DIVERGED):
+        _say(f"{run_dir}: already {summary['status']} ({summary['iterations']} iterations, "
+             f"test MSE {summary['test_mse']:.3e}); nothing to do.")
+        summary["skipped"] = True
+        return summary
+
+    _seed_everything(run.seed)
+    model = MLP(problem.input_dim, problem.output_dim, problem.size.width, problem.size.hidden_layers)
+    model = model.to(setup.device, setup.dtype)
+    params = [p for p in model.parameters()]
+    method: Method = setup.method_cls(setup.method_options, len(setup.groups), params)
+    optimizer = method.make_optimizer(run.lr)
+    generator = torch.Generator(device=setup.device)
+    generator.manual_seed(run.seed)
+    losses = GroupLosses(problem, model, setup.groups, setup.device, setup.dtype)
+    fixed_points = None if run.resample else problem.sample(torch.Generator(setup.device).manual_seed(run.seed + 1))
+
+    iteration, seconds, history, best, last_errors = 0, 0.0, [], math.inf, {}
+    checkpoint_path = run_dir / records.CHECKPOINT
+    resumed_from = 0
+    if checkpoint_path.exists():
+        state = records.load_checkpoint(checkpoint_path)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        method.load_state_dict(state["method"])
+        _set_rng_state(state["rng"], generator)
+        iteration, seconds, history = state["iteration"], state["seconds"], state["history"]
+        best, last_errors = state["best_test_mse"], state["last_errors"]
+        losses.latest.copy_(state["latest_losses"].to(losses.latest))
+        resumed_from = iteration
+        _say(f"{run_dir}: resuming from iteration {iteration} ({seconds:.1f} s).")
+
+    clock = Clock(seconds, setup.device)
+    names = setup.loss_names
+    pending: list[tuple[int, float, float, Tensor, dict[str, Tensor]]] = []
+    status = COMPLETED
+
+    def flush() -> bool:
+        """Move pending rows into the history; False if a loss became NaN/inf."""
+        for it, secs, lr, latest, extra in pending:
+            row: dict[str, Any] = {"iteration": it, "seconds": secs, "lr": lr}
+            row.update({f"loss_{n}": v for n, v in zip(names, latest.tolist())})
+            for key, value in extra.items():
+                values = value.tolist()
+                row.update({f"{key}_{n}": v for n, v in zip(names, values)} if isinstance(values, list) else {key: values})
+            history.append(row)
+        pending.clear()
+        return not bool(losses.nonfinite)
+
+    def evaluate() -> None:
+        nonlocal best, last_errors
+        model.eval()
+        last_errors = problem.error(model)
+        model.train()
+        best = min(best, last_errors["test_mse"])
+        history[-1].update(last_errors)
+
+    def save_state() -> None:
+        records.write_history(run_dir / records.HISTORY, history)
+        records.save_checkpoint(checkpoint_path, {
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "method": method.state_dict(),
+            "rng": _rng_state(generator), "iteration": iteration, "seconds": clock.seconds, "history": history,
+            "best_test_mse": best, "last_errors": last_errors, "latest_losses": losses.latest.cpu(),
+        })
+
+    def summarize(status: str) -> dict[str, Any]:
+        done = iteration - resumed_from
+        return {
+            "problem": problem.name, "method": setup.method_options.name, "n_losses": len(setup.groups),
+            "losses": names, "seed": run.seed, "size": problem.options.size,
+            "budget": run.budget.kind, "budget_amount": budget.iterations if budget.kind == "iterations" else budget.seconds,
+            "device": str(setup.device), "dtype": run.dtype, "status": status,
+            "iterations": iteration, "seconds": clock.seconds, "resumed_from": resumed_from,
+            "ms_per_iteration": 1000 * clock.seconds / iteration if iteration else None,
+            "test_mse": last_errors.get("test_mse"), "best_test_mse": best if math.isfinite(best) else None,
+            **{k: v for k, v in last_errors.items() if k != "test_mse"},
+            "iterations_this_session": done,
+        }
+
+    progress = tqdm(total=budget.iterations if budget.kind == "iterations" else None, initial=iteration,
+                    disable=run.quiet, desc=f"{problem.name}/{setup.method_options.name}", dynamic_ncols=True,
+                    file=sys.stdout)
+    warmup = budget.warmup_fraction()
+    if iteration == 0 and not history:
+        history.append({"iteration": 0, "seconds": 0.0, "lr": 0.0})
+        evaluate()
+    clock.start()
+    while not budget.exhausted(iteration, clock.seconds if budget.kind == "walltime" else 0.0):
+        fraction = budget.progress(iteration + 1, clock.seconds) if budget.kind == "iterations" \
+            else budget.progress(iteration, clock.seconds)
+        lr = cosine_with_warmup(fraction, warmup, run.lr, run.final_lr)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        losses.batches = fixed_points or problem.sample(generator)
+        optimizer.zero_grad(set_to_none=True)
+        method.step(losses)
+        optimizer.step()
+        iteration += 1
+        if on_iteration is not None:
+            on_iteration(iteration)
+        final = budget.exhausted(iteration, clock.seconds if budget.kind == "walltime" else 0.0)
+        log_now = iteration % run.log_every == 0 or iteration % run.eval_every == 0 \
+            or iteration % run.checkpoint_every == 0 or final
+        if not log_now:
+            continue
+        pending.append((iteration, clock.seconds, lr, losses.latest.clone(),
+                        {k: v.detach().clone() for k, v in method.record().items()}))
+        clock.pause()
+        if not flush():
+            status = DIVERGED
+            break
+        if iteration % run.eval_every == 0 or final:
+            evaluate()
+        progress.update(iteration - progress.n)
+        progress.set_postfix({**{n: f"{v:.2e}" for n, v in zip(names, losses.latest.tolist())},
+                              "test_mse": f"{last_errors.get('test_mse', math.nan):.2e}"}, refresh=False)
+        if iteration % run.checkpoint_every == 0 or final:
+            save_state()
+        clock.start()
+    clock.pause()
+    progress.close()
+
+    if status == DIVERGED:
+        records.write_history(run_dir / records.HISTORY, history)
+        _say(f"error: training diverged (a loss became NaN or inf) by iteration {iteration}; "
+             f"records kept in {run_dir}, the last good checkpoint is iteration "
+             f"{records.load_checkpoint(checkpoint_path)['iteration'] if checkpoint_path.exists() else 0}.")
+    summary = summarize(status)
+    records.write_json(run_dir / records.SUMMARY, summary)
+    return summary
