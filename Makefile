@@ -1,0 +1,26 @@
+# Thin wrappers over documented commands. Everything installs into a local virtual environment.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The PyTorch wheel to install; override e.g. `make install TORCH=torch` for the newest release.
+TORCH ?= torch==2.13.0
+PYTEST_WORKERS ?= 2
+
+.PHONY: install run test lint bench paper paper-cpu clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+run: install
+	$(BIN)/pinnbench run $(ARGS)
+
+test: install
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) runs multirun outputs
