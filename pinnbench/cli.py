@@ -103,6 +103,24 @@ def check_overrides(overrides: list[str]) -> None:
                               f"allowed: {', '.join(allowed)}.")
 
 
+def check_single_run(overrides: list[str]) -> None:
+    """Validate a single run's whole configuration before Hydra creates its directory."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from pinnbench.train import prepare
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+            cfg = compose("config", overrides=[o for o in overrides if not o.lstrip("+~").startswith("hydra")])
+    except Exception:
+        return  # Hydra reports its own composition errors (unknown group option, bad type) when it runs
+    finally:
+        GlobalHydra.instance().clear()
+    prepare(cfg)
+
+
 def _run_task(cfg: DictConfig) -> Any:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
@@ -137,6 +155,8 @@ def run(overrides: list[str]) -> None:
     plain = [a for a in overrides if not a.startswith("-")]
     try:
         check_overrides(plain)
+        if not any(a in ("-m", "--multirun") for a in overrides):
+            check_single_run(plain)
     except ConfigError as exc:
         _fail(exc)
     app: Callable[[], Any] = hydra.main(config_path=str(config_dir()), config_name="config",
