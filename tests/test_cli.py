@@ -1,0 +1,62 @@
+"""The command line: bad input fails before training with a readable message; a run reports itself."""
+
+import json
+
+import pytest
+
+from tests.conftest import TINY, run_cli
+
+BAD_INPUT = [
+    (["method=nope"], ["method", "adam", "config"]),
+    (["problem=nope"], ["problem", "burgers"]),
+    (["foo=1"], ["foo", "allowed", "seed"]),
+    (["seed=abc"], ["seed"]),
+    (["n_losses=4"], ["n_losses=4", "allowed: 2, 3"]),
+    (["budget.iterations=-5"], ["budget.iterations=-5"]),
+    (["budget=walltime", "budget.seconds=-1"], ["budget.seconds"]),
+    (["problem.size=huge"], ["problem.size='huge'", "cpu, paper"]),
+    (["method.foo=1"], ["method.foo", "allowed"]),
+    (["problem.nu=fast"], ["nu"]),
+    (["device=tpu"], ["device='tpu'", "cpu, cuda"]),
+    (["dtype=float16"], ["dtype", "float32, float64"]),
+]
+
+
+@pytest.mark.parametrize("overrides, words", BAD_INPUT, ids=[" ".join(o) for o, _ in BAD_INPUT])
+def test_bad_input_fails_before_training_with_a_clear_message(tmp_path, overrides, words):
+    run_dir = tmp_path / "run"
+    result = run_cli("run", *overrides, f"hydra.run.dir={run_dir}", "quiet=true")
+    message = result.stderr + result.stdout
+    assert result.returncode != 0
+    assert "Traceback" not in message
+    for word in words:
+        assert word in message
+    assert not (run_dir / "history.csv").exists() and not (run_dir / "checkpoint.pt").exists()
+
+
+def test_unknown_command_lists_the_commands():
+    result = run_cli("fly")
+    assert result.returncode == 2 and "fly" in result.stderr and "run" in result.stderr
+
+
+def test_run_prints_final_error_and_directory_and_relaunch_says_done(tmp_path):
+    run_dir = tmp_path / "run"
+    args = ("run", "method=adam", "budget.iterations=20", *TINY, f"hydra.run.dir={run_dir}")
+    first = run_cli(*args)
+    assert first.returncode == 0, first.stderr
+    assert "final test MSE" in first.stdout and str(run_dir) in first.stdout
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["method"] == "adam" and summary["iterations"] == 20
+    assert (run_dir / ".hydra" / "config.yaml").exists()
+    second = run_cli(*args)
+    assert second.returncode == 0 and "nothing to do" in second.stdout
+
+
+def test_a_diverging_run_exits_non_zero_and_keeps_its_records(tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_cli("run", "method=adam", "budget.iterations=200", "problem.nu=nan", *TINY,
+                     f"hydra.run.dir={run_dir}")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "diverged" in result.stderr and "Traceback" not in result.stderr
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "diverged"
+    assert (run_dir / "history.csv").exists()

@@ -1,0 +1,108 @@
+"""The training loop: learning, records, resume, divergence, budgets."""
+
+import time
+
+import pandas as pd
+import pytest
+import torch
+
+from pinnbench import records
+from pinnbench.train import prepare, train
+from tests.conftest import TINY, compose_config
+
+
+def setup_for(*overrides):
+    return prepare(compose_config(*TINY, *overrides))
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_a_short_run_learns_and_writes_its_records(tmp_path):
+    setup = setup_for("method=adam", "budget.iterations=150", "eval_every=50", "problem.sizes.cpu.points.residual=256")
+    summary = train(setup, tmp_path)
+    history = pd.read_csv(tmp_path / records.HISTORY)
+    initial = history.loc[history.iteration == 0, "test_mse"].item()
+    assert summary["status"] == "completed" and summary["iterations"] == 150
+    assert summary["test_mse"] < 0.5 * initial
+    assert summary["best_test_mse"] <= summary["test_mse"]
+    assert list(history.loc[history.test_mse.notna(), "iteration"]) == [0, 50, 100, 150]
+    assert {"loss_residual", "loss_boundary", "loss_initial", "weight_residual", "mse_u"} <= set(history.columns)
+    assert summary["resumed_from"] == 0 and (tmp_path / records.CHECKPOINT).exists()
+    for key in ("problem", "method", "n_losses", "seed", "budget", "budget_amount", "seconds", "test_mse"):
+        assert key in summary
+
+
+@pytest.mark.parametrize("method", ["adam", "config"])
+def test_resumed_run_ends_where_an_uninterrupted_run_ends(tmp_path, method):
+    args = (f"method={method}", "budget.iterations=40", "checkpoint_every=20", "eval_every=20", "seed=3")
+    whole = train(setup_for(*args), tmp_path / "whole")
+
+    def interrupt_at_30(iteration):
+        if iteration == 30:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train(setup_for(*args), tmp_path / "cut", on_iteration=interrupt_at_30)
+    assert records.read_summary(tmp_path / "cut") is None
+    resumed = train(setup_for(*args), tmp_path / "cut")
+    assert resumed["resumed_from"] == 20 and resumed["iterations"] == 40
+    assert resumed["test_mse"] == pytest.approx(whole["test_mse"], rel=1e-6)
+    a = records.load_checkpoint(tmp_path / "whole" / records.CHECKPOINT)["model"]
+    b = records.load_checkpoint(tmp_path / "cut" / records.CHECKPOINT)["model"]
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-6, atol=1e-7)
+    h_whole = pd.read_csv(tmp_path / "whole" / records.HISTORY).drop(columns="seconds")
+    h_cut = pd.read_csv(tmp_path / "cut" / records.HISTORY).drop(columns="seconds")
+    pd.testing.assert_frame_equal(h_whole, h_cut, rtol=1e-6)
+
+
+def test_relaunching_a_completed_run_changes_nothing(tmp_path, capsys):
+    setup = setup_for("budget.iterations=10")
+    train(setup, tmp_path)
+    before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in tmp_path.iterdir()}
+    summary = train(setup_for("budget.iterations=10"), tmp_path)
+    assert summary["skipped"]
+    assert "nothing to do" in capsys.readouterr().out
+    assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in tmp_path.iterdir()} == before
+
+
+def test_a_nan_loss_stops_the_run_as_diverged_and_keeps_the_records(tmp_path, monkeypatch, capsys):
+    setup = setup_for("budget.iterations=100", "checkpoint_every=20", "log_every=5")
+    calls = {"n": 0}
+    original = setup.problem.group_losses
+
+    def poisoned(*args, **kwargs):
+        calls["n"] += 1
+        values = original(*args, **kwargs)
+        return values * float("nan") if calls["n"] > 33 else values
+
+    monkeypatch.setattr(setup.problem, "group_losses", poisoned)
+    summary = train(setup, tmp_path)
+    assert summary["status"] == "diverged"
+    assert summary["iterations"] == 35  # the first logged iteration after the NaN
+    assert "diverged" in capsys.readouterr().err
+    history = pd.read_csv(tmp_path / records.HISTORY)
+    assert history.iteration.max() == 35 and history.loss_residual.iloc[-1] != history.loss_residual.iloc[-1]
+    assert records.load_checkpoint(tmp_path / records.CHECKPOINT)["iteration"] == 20
+    assert records.read_summary(tmp_path)["status"] == "diverged"
+
+
+def test_walltime_budget_excludes_evaluation_and_reaches_the_end_of_the_schedule(tmp_path, monkeypatch):
+    setup = setup_for("budget=walltime", "budget.seconds=1.0", "eval_every=5", "log_every=5")
+    original = setup.problem.error
+
+    def slow_error(model):
+        time.sleep(0.1)
+        return original(model)
+
+    monkeypatch.setattr(setup.problem, "error", slow_error)
+    started = time.perf_counter()
+    summary = train(setup, tmp_path)
+    elapsed = time.perf_counter() - started
+    history = pd.read_csv(tmp_path / records.HISTORY)
+    evaluations = history.test_mse.notna().sum()
+    assert summary["budget"] == "walltime" and summary["status"] == "completed"
+    assert 1.0 <= summary["seconds"] < elapsed - 0.1 * (evaluations - 1)
+    assert history.lr.iloc[-1] == pytest.approx(1e-4, rel=0.2)  # the schedule reached its end
