@@ -72,14 +72,16 @@ class GroupLosses:
         self.nonfinite = torch.zeros((), dtype=torch.bool, device=device)
         self.batches: dict[str, Batch] = {}
 
-    def __call__(self, indices: Sequence[int] | None = None) -> Tensor:
+    def each(self, indices: Sequence[int] | None = None) -> list[Tensor]:
         indices = list(range(self.n_losses)) if indices is None else list(indices)
-        chosen = [self.groups[i] for i in indices]
-        values = self.problem.group_losses(self.model, self.batches, tuple(chosen))
-        detached = values.detach()
+        values = [self.problem.group_loss(self.model, self.batches, self.groups[i]) for i in indices]
+        detached = torch.stack([v.detach() for v in values])
         self.latest[indices] = detached
         self.nonfinite |= ~torch.isfinite(detached).all()
         return values
+
+    def __call__(self, indices: Sequence[int] | None = None) -> Tensor:
+        return torch.stack(self.each(indices))
 
 
 def _rng_state(generator: torch.Generator) -> dict[str, Any]:

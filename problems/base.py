@@ -151,9 +151,13 @@ class Problem:
         """Mean over points of the squared residual, summed over equations."""
         return self.term_residual(fn, batch, term).square().mean(dim=0).sum()
 
+    def group_loss(self, fn: Field, batches: dict[str, Batch], group: tuple[str, ...]) -> Tensor:
+        """The loss of one group: the sum of its terms' losses."""
+        return sum(self.term_loss(fn, batches[t], t) for t in group)
+
     def group_losses(self, fn: Field, batches: dict[str, Batch], groups: tuple[tuple[str, ...], ...]) -> Tensor:
-        """The losses of the given groups, stacked; each the sum of its terms' losses."""
-        return torch.stack([sum(self.term_loss(fn, batches[t], t) for t in group) for group in groups])
+        """The losses of the given groups, stacked."""
+        return torch.stack([self.group_loss(fn, batches, group) for group in groups])
 
     # ----- reference and test error --------------------------------------------------------
     def exact(self, inputs: Tensor) -> Tensor:

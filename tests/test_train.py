@@ -71,14 +71,14 @@ def test_relaunching_a_completed_run_changes_nothing(tmp_path, capsys):
 def test_a_nan_loss_stops_the_run_as_diverged_and_keeps_the_records(tmp_path, monkeypatch, capsys):
     setup = setup_for("budget.iterations=100", "checkpoint_every=20", "log_every=5")
     calls = {"n": 0}
-    original = setup.problem.group_losses
+    original = setup.problem.group_loss
 
-    def poisoned(*args, **kwargs):
+    def poisoned(*args, **kwargs):  # three losses per iteration: NaN from iteration 34 on
         calls["n"] += 1
-        values = original(*args, **kwargs)
-        return values * float("nan") if calls["n"] > 33 else values
+        value = original(*args, **kwargs)
+        return value * float("nan") if calls["n"] > 3 * 33 else value
 
-    monkeypatch.setattr(setup.problem, "group_losses", poisoned)
+    monkeypatch.setattr(setup.problem, "group_loss", poisoned)
     summary = train(setup, tmp_path)
     assert summary["status"] == "diverged"
     assert summary["iterations"] == 35  # the first logged iteration after the NaN

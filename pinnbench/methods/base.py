@@ -21,11 +21,18 @@ from torch import Tensor
 
 
 class Losses(Protocol):
-    """Evaluates losses of the current iteration: ``losses(indices)`` → Tensor[len(indices)]."""
+    """Evaluates losses of the current iteration (all of them when ``indices`` is None).
+
+    ``losses(indices)`` → Tensor[len(indices)], for weighting; ``losses.each(indices)`` → the same
+    values as separate scalars, for per-loss gradients: a backward pass from one of them touches only
+    its own graph (from a stacked tensor it would traverse every loss's graph with zeros).
+    """
 
     n_losses: int
 
     def __call__(self, indices: Sequence[int] | None = None) -> Tensor: ...
+
+    def each(self, indices: Sequence[int] | None = None) -> list[Tensor]: ...
 
 
 @dataclass
@@ -90,12 +97,15 @@ class WeightingMethod(Method):
         self.weights = state["weights"].to(self.weights)
 
 
-def gradient_matrix(values: Tensor, params: Sequence[Tensor], out: Tensor | None = None) -> Tensor:
-    """G[k, d]: row i is ∇_θ values[i], flattened over ``params``; one backward pass per loss."""
-    k = values.shape[0]
+def gradient_matrix(values: Sequence[Tensor], params: Sequence[Tensor], out: Tensor | None = None) -> Tensor:
+    """G[k, d]: row i is ∇_θ values[i], flattened over ``params``; one backward pass per loss.
+
+    Pass separate scalars (``losses.each()``) so each pass touches only its own loss's graph.
+    """
+    k = len(values)
     sizes = [p.numel() for p in params]
     if out is None:
-        out = torch.empty(k, sum(sizes), device=values.device, dtype=params[0].dtype)
+        out = torch.empty(k, sum(sizes), device=params[0].device, dtype=params[0].dtype)
     for i in range(k):
         grads = torch.autograd.grad(values[i], params, retain_graph=i < k - 1, allow_unused=True)
         for chunk, grad in zip(out[i].split(sizes), grads):
@@ -122,4 +132,4 @@ class GradientMethod(Method):
         raise NotImplementedError
 
     def step(self, losses: Losses) -> None:
-        write_gradient(self.params, self.aggregate(gradient_matrix(losses(), self.params)))
+        write_gradient(self.params, self.aggregate(gradient_matrix(losses.each(), self.params)))
