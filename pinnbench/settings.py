@@ -39,6 +39,7 @@ class RunConfig:
     lr: float = 1e-3
     final_lr: float = 1e-4
     resample: bool = True
+    fast: bool = True
     eval_every: int = 100
     log_every: int = 10
     checkpoint_every: int = 1000

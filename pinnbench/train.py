@@ -54,6 +54,7 @@ def prepare(cfg: DictConfig) -> Setup:
     problem_cls, problem_options = typed_options("problem", run.problem)
     method_cls, method_options = typed_options("method", run.method)
     problem: Problem = problem_cls(problem_options, device=device, dtype=dtype)
+    problem.fast = run.fast
     groups = problem.groups(run.n_losses)
     if hasattr(method_options, "validate"):
         method_options.validate(len(groups))

@@ -84,6 +84,8 @@ class Problem:
     lower: ClassVar[tuple[float, ...]]
     upper: ClassVar[tuple[float, ...]]
     reference_version: ClassVar[str] = "1"
+    fast: bool = True
+    """Derivatives by forward Taylor propagation through the network (False: nested autograd)."""
 
     def __init__(self, options: ProblemOptions, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32):
         if options.size not in options.sizes:

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from problems.base import Batch, Field, Problem, ProblemOptions, gradient, latin_hypercube
+from problems.base import Batch, Field, Problem, ProblemOptions, latin_hypercube
+from problems.derivatives import jet
 
 
 @dataclass
@@ -54,12 +55,9 @@ class Burgers(Problem):
         raise KeyError(term)
 
     def pde_residual(self, fn: Field, inputs: Tensor) -> Tensor:
-        inputs = inputs.detach().requires_grad_(True)
-        u = fn(inputs)[:, 0]
-        du = gradient(u, inputs)
-        u_x, u_t = du[:, 0], du[:, 1]
-        u_xx = gradient(u_x, inputs)[:, 0]
-        return (u_t + u * u_x - self.options.nu * u_xx)[:, None]
+        j = jet(fn, inputs, first=(0, 1), second=(0,), fast=self.fast)
+        u, u_x, u_t, u_xx = j.value, j.d(0), j.d(1), j.dd(0)
+        return u_t + u * u_x - self.options.nu * u_xx
 
     def exact(self, inputs: Tensor) -> Tensor:
         """Cole–Hopf solution at inputs [N, 2] = (x, t), differentiable in both."""
