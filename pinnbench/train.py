@@ -188,7 +188,7 @@ def train(setup: Setup, run_dir: str | Path, on_iteration: Callable[[int], None]
     def summarize(status: str) -> dict[str, Any]:
         done = iteration - resumed_from
         return {
-            "problem": problem.name, "method": setup.method_options.name, "n_losses": len(setup.groups),
+            "problem": problem.name, "method": setup.method_options.label, "n_losses": len(setup.groups),
             "losses": names, "seed": run.seed, "size": problem.options.size,
             "budget": run.budget.kind, "budget_amount": budget.iterations if budget.kind == "iterations" else budget.seconds,
             "device": str(setup.device), "dtype": run.dtype, "status": status,
@@ -200,7 +200,7 @@ def train(setup: Setup, run_dir: str | Path, on_iteration: Callable[[int], None]
         }
 
     progress = tqdm(total=budget.iterations if budget.kind == "iterations" else None, initial=iteration,
-                    disable=run.quiet, desc=f"{problem.name}/{setup.method_options.name}", dynamic_ncols=True,
+                    disable=run.quiet, desc=f"{problem.name}/{setup.method_options.label}", dynamic_ncols=True,
                     file=sys.stdout)
     warmup = budget.warmup_fraction()
     if iteration == 0 and not history:
