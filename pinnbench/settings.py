@@ -26,6 +26,17 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 @dataclass
+class DiagnosticsConfig:
+    """``conflict_every: N`` > 0 logs gradient-conflict measures every N iterations (0: off)."""
+
+    conflict_every: int = 0
+
+    def __post_init__(self) -> None:
+        if self.conflict_every < 0:
+            raise ConfigError(f"diagnostics.conflict_every={self.conflict_every} must be 0 (off) or positive.")
+
+
+@dataclass
 class RunConfig:
     """Top-level keys of a run (``configs/config.yaml``)."""
 
@@ -45,6 +56,7 @@ class RunConfig:
     checkpoint_every: int = 1000
     quiet: bool = False
     plot: bool = True
+    diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import random
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -21,7 +22,8 @@ from tqdm import tqdm
 
 from pinnbench import records
 from pinnbench.budget import Budget, Clock, cosine_with_warmup
-from pinnbench.methods.base import Method
+from pinnbench.diagnostics import conflict_measures, flat_grad
+from pinnbench.methods.base import Method, gradient_matrix
 from pinnbench.network import MLP
 from pinnbench.settings import DTYPES, RunConfig, run_options, typed_options
 from problems.base import Batch, Problem
@@ -153,6 +155,7 @@ def train(setup: Setup, run_dir: str | Path, on_iteration: Callable[[int], None]
         _say(f"{run_dir}: resuming from iteration {iteration} ({seconds:.1f} s).")
 
     clock = Clock(seconds, setup.device)
+    conflict_every, diagnostics_seconds = run.diagnostics.conflict_every, 0.0
     names = setup.loss_names
     pending: list[tuple[int, float, float, Tensor, dict[str, Tensor]]] = []
     status = COMPLETED
@@ -197,6 +200,9 @@ def train(setup: Setup, run_dir: str | Path, on_iteration: Callable[[int], None]
             "test_mse": last_errors.get("test_mse"), "best_test_mse": best if math.isfinite(best) else None,
             **{k: v for k, v in last_errors.items() if k != "test_mse"},
             "iterations_this_session": done,
+            **({"diagnostics_seconds": diagnostics_seconds,
+                "diagnostics_overhead_percent": 100 * diagnostics_seconds / max(clock.seconds, 1e-12)}
+               if conflict_every else {}),
         }
 
     progress = tqdm(total=budget.iterations if budget.kind == "iterations" else None, initial=iteration,
@@ -216,17 +222,24 @@ def train(setup: Setup, run_dir: str | Path, on_iteration: Callable[[int], None]
         losses.batches = fixed_points or problem.sample(generator)
         optimizer.zero_grad(set_to_none=True)
         method.step(losses)
+        diagnosed = conflict_every > 0 and (iteration + 1) % conflict_every == 0
+        if diagnosed:
+            clock.pause()
+            started = time.perf_counter()
+            diagnosis = conflict_measures(gradient_matrix(losses.each(), params), flat_grad(params), names)
+            diagnostics_seconds += time.perf_counter() - started
+            clock.start()
         optimizer.step()
         iteration += 1
         if on_iteration is not None:
             on_iteration(iteration)
         final = budget.exhausted(iteration, clock.seconds if budget.kind == "walltime" else 0.0)
         log_now = iteration % run.log_every == 0 or iteration % run.eval_every == 0 \
-            or iteration % run.checkpoint_every == 0 or final
+            or iteration % run.checkpoint_every == 0 or final or diagnosed
         if not log_now:
             continue
-        pending.append((iteration, clock.seconds, lr, losses.latest.clone(),
-                        {k: v.detach().clone() for k, v in method.record().items()}))
+        extra = {k: v.detach().clone() for k, v in method.record().items()}
+        pending.append((iteration, clock.seconds, lr, losses.latest.clone(), {**extra, **diagnosis} if diagnosed else extra))
         clock.pause()
         if not flush():
             status = DIVERGED
