@@ -2,7 +2,8 @@
 update direction g[d].
 
 They hold no state and know nothing of networks or training loops, so they work in any PyTorch
-loop, PINN or multi-task, on any device and float dtype::
+loop, PINN or multi-task, on any device and float dtype; they are not meant to be differentiated
+through (call them on plain gradients)::
 
     from pinnbench.aggregators import config
     grads = torch.stack([flat_grad(loss_i) for loss_i in losses])   # G[k, d]
@@ -28,6 +29,12 @@ def unit_rows(G: Tensor) -> Tensor:
     return torch.where(norms > 0, G / norms.clamp_min(torch.finfo(G.dtype).tiny), torch.zeros_like(G))
 
 
+def _equal_cosine_direction(G: Tensor) -> tuple[Tensor, Tensor]:
+    """(x, P): x = U⁺ 1_k, the minimum-norm solution of u_iᵀ x = 1 for every unit row u_i, and P = U⁺."""
+    P = torch.linalg.pinv(unit_rows(G))
+    return P.sum(dim=1), P
+
+
 def config(G: Tensor) -> Tensor:
     """ConFIG (Liu, Chu, Thuerey, ICLR 2025, eq. 3–4).
 
@@ -36,8 +43,43 @@ def config(G: Tensor) -> Tensor:
     with every g_i.
     """
     _check_matrix(G)
-    U = unit_rows(G)
-    ones = torch.ones(G.shape[0], 1, dtype=G.dtype, device=G.device)
-    direction = (torch.linalg.pinv(U) @ ones).squeeze(1)
-    direction = direction / direction.norm().clamp_min(torch.finfo(G.dtype).tiny)
+    x, _ = _equal_cosine_direction(G)
+    direction = x / x.norm().clamp_min(torch.finfo(G.dtype).tiny)
     return (G @ direction).sum() * direction
+
+
+def pcgrad(G: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """PCGrad (Yu, Kumar, Gupta, Levine, Hausman, Finn, NeurIPS 2020, Algorithm 1).
+
+    For every i, start from g_iᴾᶜ = g_i and visit the other losses j in a random order: if
+    g_iᴾᶜ·g_j < 0, project g_iᴾᶜ ← g_iᴾᶜ − (g_iᴾᶜ·g_j / ‖g_j‖²) g_j. Return Σ_i g_iᴾᶜ.
+    The order is drawn with ``torch.randperm`` from ``generator`` (a CPU generator; the global one
+    when None), so the result is reproducible from the generator's state; for k = 2 it does not
+    depend on the order. Computed on the Gram matrix GGᵀ: g_iᴾᶜ = Σ_j W_ij g_j.
+    """
+    _check_matrix(G)
+    k = G.shape[0]
+    gram = G @ G.T
+    squared_norms = gram.diagonal().clamp_min(torch.finfo(G.dtype).tiny)
+    W = torch.eye(k, dtype=G.dtype, device=G.device)
+    for i in range(k):
+        for j in torch.randperm(k, generator=generator).tolist():
+            if j != i:
+                W[i, j] -= (W[i] @ gram[:, j]).clamp(max=0) / squared_norms[j]
+    return W.sum(dim=0) @ G
+
+
+def imtlg(G: Tensor) -> Tensor:
+    """IMTL-G (Liu, Li, Kuang, Xue, Chen, Yang, Liao, Zhang, ICLR 2021, §3.2, closed form).
+
+    g = Σ_i α_i g_i with Σ_i α_i = 1 and equal projections on every unit gradient, gᵀu_1 = … = gᵀu_k.
+    The paper solves α_{2..k} = g_1 Uᵀ(D Uᵀ)⁻¹ with rows u_1 − u_i of U and g_1 − g_i of D. The same
+    g, computed symmetrically: x = U⁺ 1_k has u_iᵀx = 1, and x = Σ_i w_i u_i with w = (U⁺)ᵀx, so
+    α_i ∝ w_i/‖g_i‖ and g = x / Σ_i (w_i/‖g_i‖). It shares ConFIG's direction; only the length differs.
+    """
+    _check_matrix(G)
+    x, P = _equal_cosine_direction(G)
+    norms = G.norm(dim=1)
+    tiny = torch.finfo(G.dtype).tiny
+    scale = torch.where(norms > 0, (P.T @ x) / norms.clamp_min(tiny), 0).sum()
+    return torch.where(scale.abs() > tiny, x / scale, torch.zeros_like(x))

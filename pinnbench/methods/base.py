@@ -19,6 +19,8 @@ from typing import Any, ClassVar, Protocol, Sequence
 import torch
 from torch import Tensor
 
+from pinnbench.errors import ConfigError
+
 
 class Losses(Protocol):
     """Evaluates losses of the current iteration (all of them when ``indices`` is None).
@@ -40,6 +42,19 @@ class MethodOptions:
     """Options every method has; a method adds its own in a subclass."""
 
     name: str = "method"
+
+
+def require(ok: bool, key: str, value: Any, allowed: str) -> None:
+    """For an Options ``validate``: raise a :class:`ConfigError` naming ``method.<key>``, its value and
+    the allowed range unless ``ok``."""
+    if not ok:
+        raise ConfigError(f"method.{key}={value!r} is out of range; allowed: {allowed}.")
+
+
+def seeded_generator() -> torch.Generator:
+    """A CPU generator for a method's own random draws, seeded from the global torch RNG (which the
+    trainer seeds with the run's seed). Keep its ``get_state()`` in the method's state_dict."""
+    return torch.Generator().manual_seed(int(torch.randint(0, 2**62, ()).item()))
 
 
 class Method:

@@ -1,0 +1,186 @@
+"""Every method (each YAML in configs/method/) on every problem and grouping, through the trainer;
+exact resume from its state; bad options fail before training."""
+
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from hydra.utils import get_class
+from omegaconf import OmegaConf
+
+from pinnbench import records
+from pinnbench.cli import config_dir
+from pinnbench.errors import ConfigError
+from pinnbench.methods.base import WeightingMethod
+from pinnbench.settings import typed_options
+from pinnbench.train import prepare, train
+from tests.conftest import TINY, compose_config, run_cli
+from tests.methods.toy import ToyLosses, flat_gradient, small_network
+
+METHODS = sorted(p.stem for p in (config_dir() / "method").glob("*.yaml"))
+PROBLEMS = sorted(p.stem for p in (config_dir() / "problem").glob("*.yaml"))
+
+
+def tiny_problem(problem: str) -> list[str]:
+    """Overrides that shrink a problem: few points per term and a small network."""
+    node = OmegaConf.load(config_dir() / "problem" / f"{problem}.yaml")
+    size = node.sizes.cpu
+    overrides = [f"problem.sizes.cpu.points.{term}={64 if term == 'residual' else 16}" for term in size.points]
+    overrides += [f"problem.sizes.cpu.{key}={value}" for key, value in (("width", 16), ("hidden_layers", 2)) if key in size]
+    return overrides
+
+
+def groupings(problem: str) -> list[int]:
+    target = OmegaConf.load(config_dir() / "problem" / f"{problem}.yaml")._target_
+    return sorted(get_class(target).groupings)
+
+
+def method_class(method: str) -> tuple[type, object]:
+    return typed_options("method", OmegaConf.load(config_dir() / "method" / f"{method}.yaml"))
+
+
+def test_the_paper_s_eight_methods_are_configured():
+    assert {"adam", "lra", "minmax", "relobralo", "pcgrad", "imtlg", "config", "mconfig"} <= set(METHODS)
+
+
+CASES = [pytest.param(m, p, n, id=f"{m}-{p}-n{n}") for p in PROBLEMS for n in groupings(p) for m in METHODS]
+
+
+@pytest.mark.parametrize("method, problem, n_losses", CASES)
+def test_trains_a_few_iterations(tmp_path, method, problem, n_losses):
+    setup = prepare(compose_config(f"problem={problem}", f"method={method}", f"n_losses={n_losses}",
+                                   *tiny_problem(problem), "budget.iterations=3", "log_every=1", "quiet=true",
+                                   "plot=false"))
+    summary = train(setup, tmp_path)
+    assert summary["status"] == "completed" and summary["iterations"] == 3
+    assert math.isfinite(summary["test_mse"])
+    history = pd.read_csv(tmp_path / records.HISTORY)
+    losses = [f"loss_{name}" for name in setup.loss_names]
+    assert history.loc[history.iteration == 3, losses].notna().all(axis=None)
+    if issubclass(setup.method_cls, WeightingMethod):
+        weights = history.loc[history.iteration > 0, [f"weight_{name}" for name in setup.loss_names]]
+        assert weights.notna().all(axis=None)
+
+
+def test_mconfig_evaluates_only_the_refreshed_loss(tmp_path):
+    counts = {}
+    for method in ("config", "mconfig"):
+        setup = prepare(compose_config(*TINY, f"method={method}", "budget.iterations=6"))
+        calls = []
+        original = setup.problem.group_loss
+        setup.problem.group_loss = lambda fn, batches, group: calls.append(group) or original(fn, batches, group)
+        train(setup, tmp_path / method)
+        counts[method] = len(calls)
+    assert counts == {"config": 18, "mconfig": 6}
+
+
+# ----- state: resuming equals not stopping -----------------------------------------------------------
+STATEFUL = [pytest.param(m, {}, id=m) for m in METHODS] + [
+    pytest.param("mconfig", {"order": "random", "refresh": 2}, id="mconfig-random-refresh2"),
+]
+
+
+@pytest.mark.parametrize("method, options", STATEFUL)
+def test_state_dict_round_trip_continues_exactly(method, options):
+    cls, opts = method_class(method)
+    for key, value in options.items():
+        setattr(opts, key, value)
+    model = small_network()
+    losses = ToyLosses(model, 3)
+    params = list(model.parameters())
+
+    def run(method_obj, optimizer, steps):
+        grads = []
+        for _ in range(steps):
+            optimizer.zero_grad(set_to_none=True)
+            method_obj.step(losses)
+            grads.append(flat_gradient(params).clone())
+            optimizer.step()
+        return grads
+
+    first = cls(opts, 3, params)
+    optimizer = first.make_optimizer(1e-2)
+    run(first, optimizer, 5)
+    saved = copy.deepcopy((model.state_dict(), optimizer.state_dict(), first.state_dict()))
+    uninterrupted = run(first, optimizer, 6)
+
+    model.load_state_dict(saved[0])
+    torch.manual_seed(1234)  # a fresh method must not depend on the global RNG once its state is loaded
+    second = cls(opts, 3, params)
+    optimizer = second.make_optimizer(1e-2)
+    optimizer.load_state_dict(saved[1])
+    second.load_state_dict(saved[2])
+    resumed = run(second, optimizer, 6)
+    assert all(torch.equal(a, b) for a, b in zip(resumed, uninterrupted))
+
+
+class Interrupt(Exception):
+    pass
+
+
+@pytest.mark.parametrize("method", [m for m in METHODS if m not in ("adam", "config")])
+def test_resumed_run_ends_where_an_uninterrupted_run_ends(tmp_path, method):
+    args = (*TINY, f"method={method}", "budget.iterations=24", "checkpoint_every=12", "eval_every=12", "seed=2")
+    whole = train(prepare(compose_config(*args)), tmp_path / "whole")
+
+    def interrupt(iteration):
+        if iteration == 18:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train(prepare(compose_config(*args)), tmp_path / "cut", on_iteration=interrupt)
+    resumed = train(prepare(compose_config(*args)), tmp_path / "cut")
+    assert resumed["resumed_from"] == 12 and resumed["test_mse"] == whole["test_mse"]
+    a = records.load_checkpoint(tmp_path / "whole" / records.CHECKPOINT)
+    b = records.load_checkpoint(tmp_path / "cut" / records.CHECKPOINT)
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key])
+    h_whole = pd.read_csv(tmp_path / "whole" / records.HISTORY).drop(columns="seconds")
+    h_cut = pd.read_csv(tmp_path / "cut" / records.HISTORY).drop(columns="seconds")
+    pd.testing.assert_frame_equal(h_whole, h_cut)
+
+
+# ----- bad options ---------------------------------------------------------------------------------
+BAD_OPTIONS = [
+    (["method=mconfig", "method.refresh=0"], "method.refresh=0"),
+    (["method=mconfig", "method.refresh=4"], "method.refresh=4"),
+    (["method=mconfig", "n_losses=2", "method.refresh=3"], "method.refresh=3"),
+    (["method=mconfig", "method.beta1=-0.1"], "method.beta1=-0.1"),
+    (["method=mconfig", "method.beta2=-0.5"], "method.beta2=-0.5"),
+    (["method=mconfig", "method.beta1=1.0"], "method.beta1=1.0"),
+    (["method=mconfig", "method.order=zigzag"], "method.order='zigzag'"),
+    (["method=lra", "method.beta=-0.1"], "method.beta=-0.1"),
+    (["method=relobralo", "method.beta=-0.1"], "method.beta=-0.1"),
+    (["method=relobralo", "method.tau=0"], "method.tau=0"),
+    (["method=relobralo", "method.rho=1.5"], "method.rho=1.5"),
+    (["method=minmax", "method.lr=-1"], "method.lr=-1"),
+]
+
+
+@pytest.mark.parametrize("overrides, key", BAD_OPTIONS, ids=[" ".join(o) for o, _ in BAD_OPTIONS])
+def test_out_of_range_options_are_refused_before_training(overrides, key):
+    with pytest.raises(ConfigError, match="allowed") as error:
+        prepare(compose_config(*TINY, *overrides))
+    assert key in str(error.value)
+
+
+CLI_BAD_INPUT = [
+    (["method=mconfg"], "method"),
+    (["method=mconfig", "method.momentum=0.9"], "method.momentum"),
+    (["method=mconfig", "method.refresh=5"], "method.refresh=5"),
+    (["method=mconfig", "method.beta2=-0.1"], "method.beta2=-0.1"),
+]
+
+
+@pytest.mark.parametrize("overrides, key", CLI_BAD_INPUT, ids=[" ".join(o) for o, _ in CLI_BAD_INPUT])
+def test_the_command_line_reports_bad_method_input_without_a_traceback(tmp_path, overrides, key):
+    result = run_cli("run", *overrides, f"hydra.run.dir={tmp_path / 'run'}", "quiet=true", timeout=120)
+    assert result.returncode != 0
+    assert "error" in result.stderr.lower() and key in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert not Path(tmp_path / "run" / records.CHECKPOINT).exists()
