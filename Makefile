@@ -22,5 +22,12 @@ run: install
 test: install
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
+# The paper's study (both sweeps, then the report into results/); ARGS: Hydra overrides for the sweeps.
+paper: install
+	PINNBENCH=$(BIN)/pinnbench bash scripts/paper.sh paper $(ARGS)
+
+paper-cpu: install
+	PINNBENCH=$(BIN)/pinnbench bash scripts/paper.sh cpu $(ARGS)
+
 clean:
 	rm -rf $(VENV) runs multirun outputs

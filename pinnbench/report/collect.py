@@ -1,0 +1,151 @@
+"""Read run directories into one tidy table: one row per run.
+
+A run directory is any directory holding ``.hydra/``, ``summary.json`` or ``history.csv`` (see
+:mod:`pinnbench.records`). The setting (problem, method, losses, seed, budget) comes from
+``summary.json`` when the run finished, otherwise from ``.hydra/config.yaml``; a directory with
+no summary is an *incomplete* run (interrupted, still running, or half-written). Every run found
+gets a row; only completed runs with a finite test MSE are ``included`` in the means.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+from omegaconf import OmegaConf
+
+from pinnbench import records
+from pinnbench.cli import NEUTRAL_KEYS, RUN_NAME_KEYS
+from pinnbench.errors import ConfigError
+
+COMPLETED, INCOMPLETE, UNREADABLE = "completed", "incomplete", "unreadable"
+"""Statuses besides those a run writes itself (``diverged``, ``failed``)."""
+
+SETTING = ["problem", "size", "n_losses", "budget", "budget_amount", "variant"]
+"""What makes two runs comparable; a setting's runs differ by method and seed."""
+
+COLUMNS = ["run_dir", "problem", "size", "method", "n_losses", "seed", "budget", "budget_amount", "variant",
+           "device", "status", "included", "note", "iterations", "seconds", "ms_per_iteration", "test_mse",
+           "best_test_mse"]
+
+
+def is_run_dir(path: Path) -> bool:
+    return (path / ".hydra").is_dir() or (path / records.SUMMARY).is_file() or (path / records.HISTORY).is_file()
+
+
+def find_run_dirs(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Every run directory at or below ``paths`` (any depth), sorted; a run's own subdirectories
+    are not searched. Raises :class:`ConfigError` for a path that is missing or holds no run."""
+    found: list[Path] = []
+    for given in paths:
+        root = Path(given)
+        if not root.is_dir():
+            raise ConfigError(f"{given} is not a directory of runs (it does not exist or is a file).")
+        before = len(found)
+        for here, dirs, _ in os.walk(root):
+            here_path = Path(here)
+            if is_run_dir(here_path):
+                found.append(here_path)
+                dirs.clear()
+            else:
+                dirs[:] = sorted(d for d in dirs if d != ".hydra")
+        if len(found) == before:
+            raise ConfigError(f"{given} holds no run directory (none with .hydra/, {records.SUMMARY} "
+                              f"or {records.HISTORY}).")
+    return sorted(set(found))
+
+
+def variant_tag(variant: str) -> str:
+    """The 8-character hash of a variant: the suffix ``run_name`` gives the run directories."""
+    return hashlib.sha1(variant.encode()).hexdigest()[:8] if variant else ""
+
+
+def variant(overrides: list[str]) -> str:
+    """The overrides that a run directory's name does not spell out (the part ``run_name`` hashes),
+    joined by ``;``; empty for a run with default settings."""
+    extras = (o.lstrip("+~") for o in overrides)
+    return ";".join(sorted(o for o in extras if o.split("=")[0] not in RUN_NAME_KEYS | NEUTRAL_KEYS
+                           and not o.startswith("hydra")))
+
+
+def _from_config(run_dir: Path) -> dict[str, Any]:
+    """Setting keys from ``.hydra/config.yaml`` and ``.hydra/overrides.yaml`` (empty if absent)."""
+    row: dict[str, Any] = {}
+    config_path = run_dir / ".hydra" / "config.yaml"
+    if config_path.is_file():
+        cfg = OmegaConf.to_container(OmegaConf.load(config_path), resolve=False)
+        problem, method, budget = cfg.get("problem") or {}, cfg.get("method") or {}, cfg.get("budget") or {}
+        size = problem.get("size")
+        amount = budget.get("seconds") if budget.get("kind") == "walltime" else (
+            budget.get("iterations") or (problem.get("sizes") or {}).get(size, {}).get("iterations"))
+        row.update(problem=problem.get("name"), size=size, method=method.get("name"), n_losses=cfg.get("n_losses"),
+                   seed=cfg.get("seed"), budget=budget.get("kind"), budget_amount=amount, device=cfg.get("device"))
+    overrides_path = run_dir / ".hydra" / "overrides.yaml"
+    if overrides_path.is_file():
+        row["variant"] = variant([str(o) for o in OmegaConf.load(overrides_path)])
+    return row
+
+
+def _last_history_row(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / records.HISTORY
+    if not path.is_file():
+        return {}
+    try:
+        history = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+        return {}
+    return {} if history.empty else {"iterations": int(history["iteration"].iloc[-1]),
+                                     "seconds": float(history["seconds"].iloc[-1])}
+
+
+def read_run(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """One row of the runs table for ``run_dir``."""
+    run_dir = Path(run_dir)
+    row: dict[str, Any] = {"run_dir": str(run_dir), "variant": ""}
+    try:
+        row.update(_from_config(run_dir))
+    except Exception as exc:  # a half-written or hand-edited YAML file
+        row["note"] = f".hydra/ unreadable ({type(exc).__name__}: {exc})"
+    try:
+        summary = records.read_summary(run_dir)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        row.update(status=UNREADABLE, note=f"{records.SUMMARY} unreadable ({exc})", **_last_history_row(run_dir))
+        return row
+    if summary is None:
+        row.update(status=INCOMPLETE, note=f"no {records.SUMMARY}: interrupted, still running or half-written",
+                   **_last_history_row(run_dir))
+        return row
+    row.update({k: v for k, v in summary.items() if (k in COLUMNS or k.startswith("mse_")) and v is not None})
+    row.setdefault("status", UNREADABLE)
+    if row["status"] != COMPLETED:
+        row.setdefault("note", f"{row['status']}: {summary['error']}" if summary.get("error")
+                       else f"{row['status']} after {row.get('iterations')} iterations")
+    return row
+
+
+def collect_runs(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
+    """The runs table: one row per run directory below ``paths``, columns :data:`COLUMNS` then the
+    per-field errors ``mse_<field>``; ``included`` marks completed runs with a finite test MSE."""
+    rows = [read_run(d) for d in find_run_dirs(paths)]
+    for row in rows:
+        mse = row.get("test_mse")
+        finite = isinstance(mse, (int, float)) and math.isfinite(mse)
+        row["included"] = row["status"] == COMPLETED and finite
+        if row["status"] == COMPLETED and not finite:
+            row["note"] = f"completed, but its test MSE is {mse}"
+    frame = pd.DataFrame(rows)
+    fields = sorted(c for c in frame.columns if c.startswith("mse_"))
+    frame = frame.reindex(columns=COLUMNS + fields)
+    for key in ("n_losses", "seed", "iterations"):
+        frame[key] = frame[key].astype("Int64")
+    for key in ("budget_amount", "seconds", "ms_per_iteration", "test_mse", "best_test_mse", *fields):
+        frame[key] = pd.to_numeric(frame[key], errors="coerce").astype(float)
+    frame["included"] = frame["included"].astype(bool)
+    frame["variant"] = frame["variant"].fillna("")
+    return frame.sort_values(["problem", "size", "n_losses", "budget", "budget_amount", "variant", "method", "seed",
+                              "run_dir"], na_position="last", ignore_index=True)

@@ -1,0 +1,88 @@
+"""Reading run directories: every run gets a row, whatever state it was left in."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from pinnbench.errors import ConfigError
+from pinnbench.report.collect import collect_runs, find_run_dirs, variant
+from tests.report.conftest import write_run
+
+
+def test_every_run_below_the_paths_is_found_at_any_depth(study):
+    runs = collect_runs([study])
+    assert len(runs) == 6 + 2 + 1 + 4
+    assert set(runs["method"]) == {"adam", "config", "mconfig"}
+    assert not any(".hydra" in d for d in runs["run_dir"])
+
+
+def test_a_completed_run_is_read_from_its_summary(tmp_path):
+    write_run(tmp_path, method="config", seed=2, test_mse=0.0123, ms_per_iteration=7.5)
+    run = collect_runs([tmp_path]).iloc[0]
+    setting = (run["problem"], run["size"], run["method"], run["n_losses"], run["seed"])
+    assert setting == ("burgers", "cpu", "config", 3, 2)
+    assert (run["budget"], run["budget_amount"], run["iterations"]) == ("iterations", 200, 200)
+    assert run["test_mse"] == run["mse_u"] == 0.0123 and run["ms_per_iteration"] == 7.5
+    assert run["status"] == "completed" and run["included"] and run["variant"] == ""
+
+
+def test_diverged_and_half_written_runs_are_listed_not_included(study):
+    runs = collect_runs([study]).set_index("seed")
+    config = collect_runs([study]).query("method == 'config' and problem == 'burgers'").set_index("seed")
+    assert config.loc[3, "status"] == "diverged" and not config.loc[3, "included"]
+    assert "diverged" in config.loc[3, "note"]
+    half = config.loc[4]
+    assert half["status"] == "incomplete" and not half["included"] and "no summary.json" in half["note"]
+    assert (half["n_losses"], half["budget"], half["budget_amount"]) == (3, "iterations", 200)  # from .hydra/
+    assert runs["included"].sum() == 11
+
+
+def test_an_interrupted_run_reports_how_far_it_got_and_the_size_default_budget(tmp_path):
+    run_dir = write_run(tmp_path, amount=None, summary=False, history=False)
+    write_run(tmp_path / "other", amount=200, summary=False)  # history up to iteration 200, no summary
+    runs = collect_runs([tmp_path]).set_index("run_dir")
+    assert runs.loc[str(run_dir), "budget_amount"] == 3000  # budget.iterations: null -> the size's default
+    other = runs.drop(str(run_dir)).iloc[0]
+    assert other["status"] == "incomplete" and other["iterations"] == 200
+
+
+def test_a_run_with_only_a_summary_or_only_a_history_is_a_run(tmp_path):
+    run_dir = write_run(tmp_path / "a", seed=0)
+    (run_dir / ".hydra" / "config.yaml").unlink()
+    (run_dir / ".hydra" / "overrides.yaml").unlink()
+    (run_dir / ".hydra").rmdir()
+    assert find_run_dirs([tmp_path]) == [run_dir]
+    assert collect_runs([tmp_path]).iloc[0]["included"]
+
+
+def test_a_corrupt_summary_is_unreadable_not_a_crash(tmp_path):
+    run_dir = write_run(tmp_path)
+    (run_dir / "summary.json").write_text('{"status": "compl')
+    run = collect_runs([tmp_path]).iloc[0]
+    assert run["status"] == "unreadable" and not run["included"] and "summary.json" in run["note"]
+
+
+def test_overrides_outside_the_run_name_make_a_variant(tmp_path):
+    assert variant(["method=adam", "seed=1", "quiet=true", "+lr=0.01", "hydra.run.dir=x", "budget.iterations=5"]) \
+        == "lr=0.01"
+    write_run(tmp_path, overrides=["lr=0.01"])
+    assert collect_runs([tmp_path]).iloc[0]["variant"] == "lr=0.01"
+
+
+def test_a_missing_path_or_one_without_runs_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        collect_runs([tmp_path / "nowhere"])
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    with pytest.raises(ConfigError, match="holds no run directory"):
+        collect_runs([tmp_path / "empty"])
+
+
+def test_a_failed_run_keeps_its_error_and_its_setting_from_the_config(tmp_path):
+    run_dir = write_run(tmp_path, method="pcgrad", summary=False)
+    (run_dir / "summary.json").write_text(json.dumps({  # as a sweep records a run that raised
+        "status": "failed", "error": "RuntimeError: boom", "problem": "burgers", "method": "pcgrad", "n_losses": 3,
+        "seed": 0, "size": "cpu", "budget": "iterations", "device": "cpu"}))
+    run = collect_runs([tmp_path]).iloc[0]
+    assert run["status"] == "failed" and not run["included"] and "RuntimeError: boom" in run["note"]
+    assert run["budget_amount"] == 200 and pd.isna(run["test_mse"])

@@ -1,0 +1,42 @@
+"""scripts/paper.sh: both sweeps, then the report, with a stand-in for the pinnbench command."""
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "paper.sh"
+
+
+def run_script(tmp_path, *args, sweep_status=0):
+    log = tmp_path / "calls.txt"
+    stub = tmp_path / "pinnbench"
+    stub.write_text(f'#!/bin/sh\necho "$@" >> {log}\n[ "$1" = run ] && exit {sweep_status}\nexit 0\n')
+    stub.chmod(0o755)
+    result = subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, cwd=tmp_path,
+                            env=dict(os.environ, PINNBENCH=str(stub)), timeout=60)
+    return result, log.read_text().splitlines() if log.exists() else []
+
+
+@pytest.mark.parametrize("scale, suffix, results",
+                         [("cpu", "_cpu", "results/paper-cpu"), ("paper", "", "results/paper")])
+def test_sweeps_then_report(tmp_path, scale, suffix, results):
+    result, calls = run_script(tmp_path, scale, "device=cuda")
+    assert result.returncode == 0, result.stderr
+    assert calls == [f"run -m +experiment=paper_iterations{suffix} device=cuda",
+                     f"run -m +experiment=paper_walltime{suffix} device=cuda",
+                     f"report runs --out {results}"]
+
+
+def test_a_sweep_with_failed_runs_still_gets_its_report_and_fails(tmp_path):
+    result, calls = run_script(tmp_path, "cpu", sweep_status=1)
+    assert result.returncode == 1 and calls[-1].startswith("report runs")
+
+
+def test_a_refused_configuration_stops_and_a_bad_scale_is_a_usage_error(tmp_path):
+    result, calls = run_script(tmp_path, "cpu", sweep_status=2)
+    assert result.returncode == 2 and len(calls) == 1
+    (tmp_path / "bad").mkdir()
+    result, calls = run_script(tmp_path / "bad", "huge")
+    assert result.returncode == 2 and "usage" in result.stderr and not calls

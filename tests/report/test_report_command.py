@@ -1,0 +1,59 @@
+"""``pinnbench report`` end to end, in a subprocess."""
+
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from tests.conftest import TINY, run_cli
+
+
+def report_cli(*args: str) -> subprocess.CompletedProcess:
+    """``pinnbench report ARGS`` as the console script runs it (``main`` imported from
+    pinnbench.cli, so that subcommand modules register with the same module)."""
+    code = "import sys; from pinnbench.cli import main; main(sys.argv[1:])"
+    return subprocess.run([sys.executable, "-c", code, "report", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_report_writes_tables_and_figures_and_prints_the_summary(study, tmp_path):
+    out = tmp_path / "out"
+    result = report_cli(str(study), "--out", str(out), "--resamples", "200", "--no-figures")
+    assert result.returncode == 0, result.stderr
+    for name in ("runs.csv", "summary.csv", "summary.md", "summary.tex"):
+        assert (out / name).is_file(), name
+    assert not (out / "figures").exists()
+    assert "13 runs: 11 completed and in the means, 1 diverged, 1 incomplete." in result.stdout
+    assert "note:" in result.stdout and "no completed Adam run" in result.stdout
+    md = (out / "summary.md").read_text()
+    assert "## Runs not in the means" in md and "seed3" in md and "seed4" in md
+    assert "diverged" in md and "incomplete" in md
+    runs = pd.read_csv(out / "runs.csv")
+    assert sorted(runs["status"].unique()) == ["completed", "diverged", "incomplete"]
+
+
+def test_a_bad_path_is_a_clear_error_without_traceback(tmp_path):
+    result = report_cli(str(tmp_path / "nowhere"), "--out", str(tmp_path / "out"))
+    assert result.returncode != 0
+    assert result.stderr.startswith("error:") and "nowhere" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_report_of_real_runs_with_figures(tmp_path):
+    run = run_cli("run", "-m", "method=adam,config", "budget.iterations=20", "eval_every=10", *TINY,
+                  f"hydra.sweep.dir={tmp_path / 'runs'}")
+    assert run.returncode == 0, run.stderr
+    out = tmp_path / "out"
+    result = report_cli(str(tmp_path / "runs"), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "2 runs: 2 completed and in the means." in result.stdout
+    summary = pd.read_csv(out / "summary.csv").set_index("method")
+    runs = pd.read_csv(out / "runs.csv").set_index("method")
+    assert set(summary.index) == {"adam", "config"} and (summary["n_seeds"] == 1).all()
+    assert summary.loc["config", "mean_test_mse"] == runs.loc["config", "test_mse"] > 0
+    adam, config = summary.loc["adam", "mean_test_mse"], summary.loc["config", "mean_test_mse"]
+    assert summary.loc["config", "improvement_over_adam_percent"] == pytest.approx((adam - config) / adam * 100)
+    assert runs.loc["config", "variant"] == ("problem.sizes.cpu.points.boundary=16;problem.sizes.cpu.points.initial=16;"
+                                             "problem.sizes.cpu.points.residual=64")
+    for name in ("improvement", "test_mse_burgers-cpu_n3_it20_", "losses_burgers-cpu_n3_it20_"):
+        assert list((out / "figures").glob(f"{name}*.pdf")), name
