@@ -262,4 +262,8 @@ def train(setup: Setup, run_dir: str | Path, on_iteration: Callable[[int], None]
              f"{records.load_checkpoint(checkpoint_path)['iteration'] if checkpoint_path.exists() else 0}.")
     summary = summarize(status)
     records.write_json(run_dir / records.SUMMARY, summary)
+    if run.plot and status == COMPLETED:
+        from pinnbench.fieldplot import plot_after_training
+
+        plot_after_training(problem, model, run_dir)
     return summary

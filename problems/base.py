@@ -21,6 +21,9 @@ from torch import Tensor
 
 from pinnbench.errors import ConfigError
 
+REFERENCE_DIR_ENV = "PINNBENCH_REFERENCE_DIR"
+"""Environment variable naming a folder that holds the ConFIG paper's data files."""
+
 Field = Callable[[Tensor], Tensor]
 """A function from inputs [N, input_dim] to outputs [N, output_dim]: a network or an exact solution."""
 
@@ -71,6 +74,34 @@ def gradient(y: Tensor, x: Tensor) -> Tensor:
 def cache_dir() -> Path:
     """Where generated references are cached: $PINNBENCH_CACHE, else ~/.cache/pinnbench."""
     return Path(os.environ.get("PINNBENCH_CACHE", Path.home() / ".cache" / "pinnbench"))
+
+
+def paper_data(filename: str) -> Path | None:
+    """The paper's data file ``filename`` (e.g. ``schrodinger_NLS.mat``), or None when absent.
+
+    Looked for in $PINNBENCH_REFERENCE_DIR, then in ``<repository>/../shared/reference``.
+    """
+    folders = [Path(os.environ[REFERENCE_DIR_ENV])] if os.environ.get(REFERENCE_DIR_ENV) else []
+    folders.append(Path(__file__).resolve().parent.parent.parent / "shared" / "reference")
+    for folder in folders:
+        if (folder / filename).is_file():
+            return folder / filename
+    return None
+
+
+@dataclass
+class FieldSlice:
+    """A regular 2-D grid of input points on which fields are drawn, with the reference there.
+
+    ``inputs`` [rows·cols, input_dim] run row-major over (vertical, horizontal); ``axes`` names the
+    inputs along (horizontal, vertical); ``fields`` [rows·cols, n_fields] is the reference.
+    """
+
+    inputs: np.ndarray
+    fields: np.ndarray
+    shape: tuple[int, int]
+    axes: tuple[int, int]
+    title: str = ""
 
 
 class Problem:
@@ -204,12 +235,35 @@ class Problem:
 
     @torch.no_grad()
     def error(self, fn: Field) -> dict[str, float]:
-        """``test_mse`` (the paper's metric) and ``mse_<field>`` for every field."""
+        """``test_mse`` (the paper's metric) and ``mse_<field>`` for every field and derived field."""
         _, fields = self._test_tensors
-        per_field = (self.predict(fn) - fields).square().mean(dim=0).tolist()
+        prediction = self.predict(fn)
+        per_field = (prediction - fields).square().mean(dim=0).tolist()
         errors = {f"mse_{name}": value for name, value in zip(self.field_names, per_field)}
+        truth = self.derived_fields(fields)
+        for name, value in self.derived_fields(prediction).items():
+            errors[f"mse_{name}"] = (value - truth[name]).square().mean().item()
         errors["test_mse"] = self.test_mse(errors)
         return errors
+
+    def derived_fields(self, values: Tensor) -> dict[str, Tensor]:
+        """Quantities computed from the fields [N, n_fields] that are also reported ([N] each),
+        e.g. the modulus |h| of a complex field; none by default."""
+        return {}
+
+    def plot_slice(self) -> FieldSlice:
+        """Where fields are drawn: by default the test grid itself, when it is a regular 2-D grid
+        (time along the horizontal axis if there is a ``t`` input, else the first input)."""
+        inputs, fields = self.reference()
+        if self.input_dim != 2:
+            raise NotImplementedError(f"problem {self.name!r} has {self.input_dim} inputs: override plot_slice")
+        horizontal = self.input_names.index("t") if "t" in self.input_names else 0
+        vertical = 1 - horizontal
+        order = np.lexsort((inputs[:, horizontal], inputs[:, vertical]))
+        shape = (len(np.unique(inputs[:, vertical])), len(np.unique(inputs[:, horizontal])))
+        if shape[0] * shape[1] != len(inputs):
+            raise NotImplementedError(f"the test grid of {self.name!r} is not regular: override plot_slice")
+        return FieldSlice(inputs[order], fields[order], shape, (horizontal, vertical))
 
     def test_mse(self, per_field: dict[str, float]) -> float:
         """The paper's test metric from the per-field MSEs: their mean, unless a problem says otherwise."""

@@ -1,0 +1,119 @@
+"""Prediction, reference and absolute error of every field of a trained run, as one figure.
+
+Each problem says where to draw through :meth:`problems.base.Problem.plot_slice`: a regular 2-D grid
+of inputs with the reference there (x–t maps for Burgers and Schrödinger, x–y for Kovasznay, the
+plane z = 0 at t = 1 for Beltrami). One row per field (and per derived field such as |h|); columns:
+prediction, reference (same colour scale), |prediction − reference|.
+
+A run directory is enough to redraw: ``.hydra/config.yaml`` rebuilds the problem and the network,
+``checkpoint.pt`` holds the weights (:func:`load_run`).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from omegaconf import OmegaConf
+
+from pinnbench import records
+from pinnbench.errors import ConfigError
+from pinnbench.network import MLP
+from problems.base import Problem
+
+FIELDS_FILE = "fields.png"
+
+
+def load_run(run_dir: str | Path) -> tuple[Problem, MLP]:
+    """The problem (on the CPU) and the trained network of a run directory."""
+    from pinnbench.settings import DTYPES, run_options, typed_options
+
+    run_dir = Path(run_dir)
+    config_path, checkpoint_path = run_dir / ".hydra" / "config.yaml", run_dir / records.CHECKPOINT
+    if not config_path.is_file():
+        raise ConfigError(f"{run_dir} is not a run directory: it has no .hydra/config.yaml.")
+    if not checkpoint_path.is_file():
+        raise ConfigError(f"{run_dir} has no {records.CHECKPOINT} yet: nothing trained to draw.")
+    cfg = OmegaConf.load(config_path)
+    cfg.device = "cpu"
+    run = run_options(cfg)
+    problem_cls, problem_options = typed_options("problem", run.problem)
+    dtype = DTYPES[run.dtype]
+    problem: Problem = problem_cls(problem_options, device="cpu", dtype=dtype)
+    model = MLP(problem.input_dim, problem.output_dim, problem.size.width, problem.size.hidden_layers).to(dtype)
+    model.load_state_dict(records.load_checkpoint(checkpoint_path)["model"])
+    return problem, model.eval()
+
+
+def _with_derived(problem: Problem, values: torch.Tensor) -> dict[str, np.ndarray]:
+    """Every field and derived field of ``values`` [N, n_fields] by name, as float64 arrays."""
+    columns = {name: values[:, k] for k, name in enumerate(problem.field_names)}
+    columns.update(problem.derived_fields(values))
+    return {name: v.detach().cpu().double().numpy() for name, v in columns.items()}
+
+
+@torch.no_grad()
+def draw(problem: Problem, model: torch.nn.Module, out_path: str | Path, title: str = "") -> Path:
+    """Draw prediction, reference and error of every field on the problem's plot slice into
+    ``out_path`` (the format follows its suffix)."""
+    where = problem.plot_slice()
+    inputs = torch.as_tensor(where.inputs, device=problem.device, dtype=problem.dtype)
+    predicted = _with_derived(problem, model(inputs))
+    reference = _with_derived(problem, torch.as_tensor(where.fields, dtype=torch.float64))
+    horizontal, vertical = where.axes
+    extent = (where.inputs[:, horizontal].min(), where.inputs[:, horizontal].max(),
+              where.inputs[:, vertical].min(), where.inputs[:, vertical].max())
+
+    fig = Figure(figsize=(12, 2.9 * len(predicted)), layout="constrained")
+    axes = fig.subplots(len(predicted), 3, squeeze=False)
+    for row, name in zip(axes, predicted):
+        pred, ref = predicted[name].reshape(where.shape), reference[name].reshape(where.shape)
+        error = np.abs(pred - ref)
+        low, high = ref.min(), ref.max()
+        panels = [(pred, f"{name} predicted", dict(vmin=low, vmax=high, cmap="viridis")),
+                  (ref, f"{name} reference", dict(vmin=low, vmax=high, cmap="viridis")),
+                  (error, f"|error| of {name} (MSE {np.mean(error ** 2):.2e})", dict(cmap="magma"))]
+        for ax, (image, label, style) in zip(row, panels):
+            shown = ax.imshow(image, origin="lower", extent=extent, aspect="auto", interpolation="nearest", **style)
+            fig.colorbar(shown, ax=ax)
+            ax.set_title(label, fontsize=10)
+            ax.set_xlabel(problem.input_names[horizontal])
+            ax.set_ylabel(problem.input_names[vertical])
+    fig.suptitle(" — ".join(part for part in (title or problem.name, where.title) if part))
+    out_path = Path(out_path)
+    with records.atomic_path(out_path) as tmp:
+        fig.savefig(tmp, format=out_path.suffix.lstrip(".") or "png", dpi=110)
+    return out_path
+
+
+def _title(run_dir: Path, problem: Problem) -> str:
+    summary = records.read_summary(run_dir) or {}
+    parts = [problem.name, summary.get("method"), summary.get("n_losses") and f"{summary['n_losses']} losses",
+             summary.get("iterations") and f"{summary['iterations']} iterations",
+             summary.get("test_mse") is not None and f"test MSE {summary['test_mse']:.2e}"]
+    return ", ".join(str(p) for p in parts if p)
+
+
+def plot_run(run_dir: str | Path, out_path: str | Path | None = None) -> Path:
+    """Draw the fields of the run in ``run_dir`` into ``out_path`` (default ``run_dir/fields.png``)."""
+    run_dir = Path(run_dir)
+    problem, model = load_run(run_dir)
+    return draw(problem, model, out_path or run_dir / FIELDS_FILE, _title(run_dir, problem))
+
+
+def plot_after_training(problem: Problem, model: torch.nn.Module, run_dir: str | Path) -> Path | None:
+    """The end-of-run figure (``plot: true``); a failure to draw is reported, not fatal to the run."""
+    run_dir = Path(run_dir)
+    was_training = model.training
+    model.eval()
+    try:
+        return draw(problem, model, run_dir / FIELDS_FILE, _title(run_dir, problem))
+    except Exception as exc:  # the run itself has finished and is recorded; say why there is no figure
+        print(f"warning: fields not drawn ({type(exc).__name__}: {exc}); "
+              f"try `pinnbench plot {run_dir}`", file=sys.stderr)
+        return None
+    finally:
+        model.train(was_training)
