@@ -37,5 +37,5 @@ def make_config():
 def run_cli(*args: str, cwd: str | Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run the ``pinnbench`` console program in a subprocess."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    return subprocess.run([sys.executable, "-m", "pinnbench.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "pinnbench", *args], capture_output=True, text=True,
                           cwd=cwd, env=env, timeout=timeout)

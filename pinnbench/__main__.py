@@ -1,0 +1,5 @@
+"""``python -m pinnbench`` is the ``pinnbench`` command."""
+
+from pinnbench.cli import main
+
+main()
