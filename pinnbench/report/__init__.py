@@ -15,8 +15,9 @@ from typing import Iterable
 
 import pandas as pd
 
-from pinnbench.report.collect import collect_runs
-from pinnbench.report.figures import draw_all
+from pinnbench.report.collect import SETTING, collect_runs
+from pinnbench.report.conflicts import conflict_table
+from pinnbench.report.figures import draw_all, read_histories
 from pinnbench.report.tables import CI_SEED, N_RESAMPLES, TABLE_NOTES, summarize, to_latex, to_markdown
 
 __all__ = ["Report", "build_report", "collect_runs", "summarize"]
@@ -31,6 +32,7 @@ class Report:
     summary: pd.DataFrame
     notes: list[str]
     files: list[Path]
+    conflicts: pd.DataFrame | None = None
 
     def counts(self) -> str:
         """``5 runs: 3 completed and in the means, 1 diverged, 1 incomplete``."""
@@ -53,6 +55,10 @@ def markdown(report: Report, out: Path) -> str:
     excluded = report.excluded()
     lines += ["## Runs not in the means", ""]
     lines += [excluded.to_markdown(index=False), ""] if len(excluded) else ["None: every run completed.", ""]
+    if report.conflicts is not None:
+        lines += ["## Gradient conflict", "",
+                  "Share of diagnosed iterations whose update has a negative cosine with some loss's gradient "
+                  "(mean, min, max over seeds):", "", report.conflicts.to_markdown(index=False, floatfmt=".3f"), ""]
     lines += ["## Notes", ""] + ([f"- {n}" for n in report.notes] or ["None."]) + [""]
     figures = [f for f in report.files if f.suffix == ".png"]
     lines += ["## Figures", ""] + ([f"- [{f.stem}]({f.relative_to(out).as_posix()})" for f in figures] or ["None."])
@@ -76,6 +82,12 @@ def build_report(paths: Iterable[str | os.PathLike], out: str | os.PathLike, *, 
         report.files += draw_all(runs, summary.table, out / "figures", report.notes)
     for name in ("runs.csv", "summary.csv", "summary.tex", "summary.md"):
         report.files.append(out / name)
+    conflicts = conflict_table(runs, {key: read_histories(group) for key, group
+                                      in runs[runs["included"]].groupby(SETTING)})
+    if len(conflicts):
+        conflicts.to_csv(out / "conflicts.csv", index=False)
+        report.files.append(out / "conflicts.csv")
+        report.conflicts = conflicts
     runs.to_csv(out / "runs.csv", index=False)
     summary.table.to_csv(out / "summary.csv", index=False)
     (out / "summary.tex").write_text(to_latex(summary.table) + "\n")

@@ -7,6 +7,8 @@
 - ``losses_<setting>``: every loss (``loss_<name>`` in history.csv) against iteration, per method,
   mean over seeds with the range as a band: how each method trades residual against boundary and
   initial losses;
+- ``conflict_<setting>``: for runs with conflict diagnostics, gradient cosines over training and
+  the share of iterations whose update conflicts with some loss (:mod:`pinnbench.report.conflicts`);
 - ``fields_<problem>``: prediction, reference and error of the best run of each problem, drawn by
   :mod:`pinnbench.fieldplot` (see :func:`field_figure`).
 
@@ -25,6 +27,7 @@ from matplotlib.figure import Figure
 
 from pinnbench import records
 from pinnbench.report.collect import SETTING, variant_tag
+from pinnbench.report.conflicts import conflict_figure
 from pinnbench.report.tables import BASELINE, setting_label
 
 FORMATS = ("png", "pdf")
@@ -196,6 +199,8 @@ def draw_all(runs: pd.DataFrame, summary: pd.DataFrame, out_dir: Path, notes: li
         setting = dict(zip(SETTING, key))
         histories = read_histories(group)
         paths += error_curves(setting, histories, out_dir) + loss_curves(setting, histories, out_dir)
+        paths += conflict_figure(setting_label(setting, short=True), histories, out_dir,
+                                 f"conflict_{file_label(setting)}")
     if field_plotter() is None:
         notes.append(f"Field figures skipped: {FIELD_PLOTTER[0]}.{FIELD_PLOTTER[1]} is not available.")
     else:
