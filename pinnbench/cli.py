@@ -21,8 +21,11 @@ RUN_NAME_KEYS = {"problem", "method", "n_losses", "seed", "budget", "budget.iter
                  "problem.size"}
 """Overrides that are spelt out in a run directory's name; any other override adds a short hash."""
 
-NEUTRAL_KEYS = {"quiet", "device", "eval_every", "log_every", "checkpoint_every", "plot"}
-"""Overrides that change neither what is trained nor its result, so they leave the name alone."""
+NEUTRAL_KEYS = {"quiet", "device", "eval_every", "log_every", "checkpoint_every", "plot", "diagnostics.conflict_every",
+                "experiment", "experiment/paper_iterations", "experiment/paper_walltime"}
+"""Overrides that change neither what is trained nor its result, so they leave the name alone.
+An experiment (``configs/experiment/``) sets only keys the name spells out (problem, n_losses,
+budget) or sweeps through overrides, so choosing one leaves the name alone too."""
 
 
 def config_dir() -> Path:
@@ -125,23 +128,26 @@ def _run_task(cfg: DictConfig) -> Any:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    from pinnbench.sweep import run_job
     from pinnbench.train import DIVERGED, prepare, train
 
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+
+    def work() -> dict[str, Any]:
+        summary = train(prepare(cfg), run_dir)
+        if not summary.get("skipped"):
+            mse = summary["test_mse"]
+            print(f"{summary['status']}: {summary['iterations']} iterations in {summary['seconds']:.1f} s, "
+                  f"final test MSE {mse:.3e}; records in {run_dir}", flush=True)
+        return summary
+
     try:
-        setup = prepare(cfg)
+        summary = run_job(cfg, run_dir, work, catch=multirun)  # skips finished or locked runs
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        if multirun:
-            raise
         sys.exit(2)
-    run_dir = Path(hydra_cfg.runtime.output_dir)
-    summary = train(setup, run_dir)
-    if not summary.get("skipped"):
-        mse = summary["test_mse"]
-        print(f"{summary['status']}: {summary['iterations']} iterations in {summary['seconds']:.1f} s, "
-              f"final test MSE {mse:.3e}; records in {run_dir}")
     if summary["status"] == DIVERGED and not multirun:
         sys.exit(1)
     return summary
@@ -151,18 +157,30 @@ def run(overrides: list[str]) -> None:
     """``pinnbench run``: a Hydra application over ``configs/``."""
     import hydra
 
+    from hydra._internal.utils import get_args_parser
+
+    from pinnbench import sweep
+
     _register()
-    plain = [a for a in overrides if not a.startswith("-")]
+    args = get_args_parser().parse_args(overrides)  # Hydra's own flags (-m, --cfg job, ...) set apart
+    plain = args.overrides
     try:
+        sweep.check_launcher(plain, config_dir())
         check_overrides(plain)
-        if not any(a in ("-m", "--multirun") for a in overrides):
+        if not args.multirun:
             check_single_run(plain)
     except ConfigError as exc:
         _fail(exc)
     app: Callable[[], Any] = hydra.main(config_path=str(config_dir()), config_name="config",
                                         version_base="1.3")(_run_task)
     sys.argv = ["pinnbench run", *overrides]
-    app()
+    try:
+        app()
+    finally:  # a sweep reports its runs even when a launcher gave up on one (e.g. a Slurm job killed)
+        if sweep.CURRENT is not None and not sweep.CURRENT.reported:
+            sweep.report(sweep.CURRENT)
+    if sweep.CURRENT is not None and not sweep.CURRENT.ok:
+        sys.exit(1)
 
 
 def _fail(exc: Exception, code: int = 2) -> None:

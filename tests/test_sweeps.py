@@ -1,0 +1,242 @@
+"""Sweeps: launchers, relaunch without repeated work, failing jobs, locks, experiment configs."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from filelock import FileLock
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+from pinnbench import cli, sweep
+from pinnbench.cli import _register, config_dir, run_name
+from tests.conftest import TINY
+
+FAST = ("budget.iterations=5", *TINY)
+METHODS = {"adam", "lra", "minmax", "relobralo", "pcgrad", "imtlg", "config", "mconfig"}
+
+
+def pinnbench_run(*args: str, sweep_dir: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``pinnbench run ARGS`` in a subprocess, sweeping into ``sweep_dir``; one thread per process,
+    so parallel jobs on a small machine do not fight over cores."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    return subprocess.run([sys.executable, "-m", "pinnbench", "run", *args, f"hydra.sweep.dir={sweep_dir}"],
+                          capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def hydra_config(*overrides: str):
+    """The composed config with its hydra node, as a job of ``pinnbench run -m`` sees it."""
+    _register()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+            return compose("config", overrides=list(overrides), return_hydra_config=True)
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def run_dir_of(sweep_dir: Path, *overrides: str) -> Path:
+    return sweep_dir / run_name(_root_=hydra_config(*overrides))
+
+
+def experiment_run_dirs(name: str) -> list[Path]:
+    """The run directories ``+experiment=name`` launches, as the sweep report computes them."""
+    _register()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+            cfg = compose("config", overrides=[f"+experiment={name}"], return_hydra_config=True)
+            return sweep.sweep_run_dirs(cfg, GlobalHydra.instance().config_loader())
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def fingerprints(root: Path) -> dict[str, tuple[str, int]]:
+    """(sha256, mtime in ns) of every file in every run directory below ``root``."""
+    return {str(p.relative_to(root)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+            for p in sorted(root.rglob("*")) if p.is_file() and p.name != "multirun.yaml"
+            and ".submitit" not in p.parts}
+
+
+def summaries(root: Path) -> dict[str, dict]:
+    return {p.parent.name: json.loads(p.read_text()) for p in root.rglob("summary.json")}
+
+
+# --- run directory names -----------------------------------------------------------------------
+
+def test_run_directory_name_is_a_pure_function_of_the_overrides():
+    base = ("problem=burgers", "method=adam", "n_losses=2", "seed=1", "budget.iterations=50")
+    name = run_name(_root_=hydra_config(*base))
+    assert name == "burgers-cpu/adam-n2-it50-seed1"
+    assert run_name(_root_=hydra_config(*reversed(base))) == name
+    assert run_name(_root_=hydra_config(*base, "quiet=true", "device=cpu", "eval_every=7")) == name
+    assert run_name(_root_=hydra_config(*base[1:])) == name  # burgers is the default problem
+    other = run_name(_root_=hydra_config(*base, "lr=0.01"))
+    assert other.startswith(name + "-") and other == run_name(_root_=hydra_config("lr=0.01", *base))
+    assert run_name(_root_=hydra_config(*base, "lr=0.02")) != other
+    assert run_name(_root_=hydra_config(*base[:-1], "budget=walltime", "budget.seconds=30")) == \
+        "burgers-cpu/adam-n2-wall30s-seed1"
+    # a run of an experiment lands where the same run launched by hand does
+    assert run_name(_root_=hydra_config("+experiment=paper_iterations_cpu", *base)) == name
+
+
+# --- launchers, relaunch -----------------------------------------------------------------------
+
+def test_joblib_sweep_writes_every_summary_and_a_relaunch_redoes_nothing(tmp_path):
+    args = ("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "method=adam,config", "seed=0,1",
+            "checkpoint_every=5", *FAST)
+    first = pinnbench_run(*args, sweep_dir=tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    runs = {(m, s): run_dir_of(tmp_path, f"method={m}", f"seed={s}", *FAST) for m in ("adam", "config") for s in (0, 1)}
+    done = summaries(tmp_path)
+    assert sorted(done) == sorted(d.name for d in runs.values())
+    assert {s["status"] for s in done.values()} == {"completed"}
+    assert "4 completed, 0 diverged, 0 failed, 0 skipped" in first.stdout
+    for run_dir in (tmp_path / "burgers-cpu").iterdir():
+        assert (run_dir / ".hydra" / "config.yaml").exists() and (run_dir / ".lock").exists()
+
+    before = fingerprints(tmp_path)
+    second = pinnbench_run(*args, sweep_dir=tmp_path)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "0 completed, 0 diverged, 0 failed, 4 skipped (4 already completed)" in second.stdout
+    assert second.stdout.count("nothing to do") == 4
+    assert fingerprints(tmp_path) == before  # not one byte nor one timestamp changed, .hydra/ included
+
+    # one run interrupted after its checkpoint, one never started: only those two do any work
+    interrupted, missing = runs["adam", 0], runs["config", 1]
+    (interrupted / "summary.json").unlink()
+    shutil.rmtree(missing)
+    others = (str(runs["adam", 1].relative_to(tmp_path)), str(runs["config", 0].relative_to(tmp_path)))
+    untouched = {k: v for k, v in fingerprints(tmp_path).items() if k.startswith(others)}
+    third = pinnbench_run(*args, sweep_dir=tmp_path)
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert f"{interrupted}: resuming from iteration 5" in third.stdout
+    assert "2 completed, 0 diverged, 0 failed, 2 skipped (2 already completed)" in third.stdout
+    assert summaries(tmp_path)[missing.name]["iterations"] == 5
+    assert {k: v for k, v in fingerprints(tmp_path).items() if k in untouched} == untouched
+
+
+def test_submitit_local_sweep_writes_every_summary(tmp_path):
+    result = pinnbench_run("-m", "hydra/launcher=submitit_local", "method=adam", "seed=0,1", *FAST, sweep_dir=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert {k: s["status"] for k, s in summaries(tmp_path).items()} == \
+        {run_dir_of(tmp_path, "method=adam", f"seed={s}", *FAST).name: "completed" for s in (0, 1)}
+    assert "2 completed, 0 diverged, 0 failed, 0 skipped" in result.stdout
+
+
+# --- failing jobs ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("launcher", ["basic", "joblib"])
+def test_a_diverging_and_a_crashing_job_leave_the_others_running_and_the_sweep_fails(tmp_path, launcher):
+    # lr=1e30 makes a loss inf within 10 iterations; width 0 crashes while the network is built
+    args = ("-m", f"hydra/launcher={launcher}", "method=adam", "lr=0.001,1e30", "problem.sizes.cpu.width=50,0",
+            "budget.iterations=20", *TINY)
+    result = pinnbench_run(*args, sweep_dir=tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "1 completed, 1 diverged, 2 failed, 0 skipped" in result.stdout
+    by_status: dict[str, list[str]] = {}
+    for name, summary in summaries(tmp_path).items():
+        by_status.setdefault(summary["status"], []).append(name)
+    assert {k: len(v) for k, v in by_status.items()} == {"completed": 1, "diverged": 1, "failed": 2}
+    for name in by_status["failed"]:
+        summary = summaries(tmp_path)[name]
+        assert summary["error"].startswith("ZeroDivisionError") and summary["method"] == "adam"
+        log = (tmp_path / "burgers-cpu" / name / "pinnbench.log").read_text()
+        assert "Traceback" in log and "ZeroDivisionError" in log
+        line = next(line for line in result.stdout.splitlines() if str(tmp_path / "burgers-cpu" / name) in line
+                    and "log:" in line)
+        assert line.split()[0] == "failed" and "ZeroDivisionError" in line
+    assert summaries(tmp_path)[by_status["completed"][0]]["iterations"] == 20
+
+    finished = {k: v for k, v in fingerprints(tmp_path).items() if not any(f in k for f in by_status["failed"])}
+    again = pinnbench_run(*args, sweep_dir=tmp_path)  # failed runs are tried again, finished ones left alone
+    assert again.returncode == 1
+    assert "0 completed, 0 diverged, 2 failed, 2 skipped (1 already completed, 1 already diverged)" in again.stdout
+    assert {k: v for k, v in fingerprints(tmp_path).items() if k in finished} == finished
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message given without a GPU")
+def test_device_cuda_without_a_gpu_is_a_clear_error(tmp_path):
+    single = pinnbench_run("device=cuda", *FAST, f"hydra.run.dir={tmp_path / 'one'}", sweep_dir=tmp_path)
+    assert single.returncode == 2 and "Traceback" not in single.stderr
+    assert "device=cuda was asked for, but PyTorch sees no CUDA GPU here" in single.stderr
+    many = pinnbench_run("-m", "device=cuda", "seed=0,1", *FAST, sweep_dir=tmp_path)
+    assert many.returncode == 1 and "0 completed, 0 diverged, 2 failed" in many.stdout
+    assert many.stdout.count("ConfigError: device=cuda was asked for") == 2
+
+
+# --- locks -------------------------------------------------------------------------------------
+
+def test_a_run_locked_by_another_process_is_skipped_and_left_alone(tmp_path):
+    busy = run_dir_of(tmp_path, "method=adam", "seed=0", *FAST)
+    busy.mkdir(parents=True)
+    with FileLock(busy / ".lock"):
+        result = pinnbench_run("-m", "method=adam", "seed=0,1", *FAST, sweep_dir=tmp_path)
+        single = pinnbench_run("method=adam", "seed=0", *FAST, f"hydra.run.dir={busy}", sweep_dir=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{busy}: locked by another process" in result.stdout
+    assert "1 completed, 0 diverged, 0 failed, 1 skipped (1 running elsewhere)" in result.stdout
+    assert single.returncode == 0 and f"{busy}: locked by another process" in single.stdout
+    assert [p.name for p in busy.iterdir()] == [".lock"]  # nothing written into the locked run
+    assert summaries(tmp_path).keys() == {run_dir_of(tmp_path, "method=adam", "seed=1", *FAST).name}
+
+
+# --- the missing extra -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("launcher, module", [("joblib", "hydra_plugins.hydra_joblib_launcher"),
+                                              ("submitit_local", "submitit"),
+                                              ("slurm", "hydra_plugins.hydra_submitit_launcher")])
+def test_a_launcher_without_the_cluster_extra_names_the_extra(monkeypatch, capsys, launcher, module):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == module else real(name, *a))
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["run", "-m", f"hydra/launcher={launcher}", "seed=0,1"])
+    message = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert f"hydra/launcher={launcher}" in message and 'pip install "pinnbench[cluster]"' in message
+    assert module in message
+
+
+# --- the experiments ---------------------------------------------------------------------------
+
+def _parts(run_dir: Path) -> tuple[str, str, str, str, str]:
+    """(problem, method, n<k>, budget label, seed) of ``runs/<problem>-<size>/<method>-n<k>-<budget>-seed<s>``."""
+    problem = run_dir.parent.name.rsplit("-", 1)[0]
+    method, losses, budget, seed = run_dir.name.split("-")
+    return problem, method, losses, budget, seed
+
+
+@pytest.mark.parametrize("name, budget", [("paper_iterations", "it"), ("paper_walltime", "wall")])
+def test_paper_experiments_launch_the_whole_study_without_kovasznay_with_three_losses(name, budget):
+    dirs = experiment_run_dirs(name)
+    assert len(dirs) == len(set(dirs)) == 7 * 8 * 3
+    parts = [_parts(d) for d in dirs]
+    assert {d.parent.name for d in dirs} == {f"{p}-paper" for p in ("burgers", "schrodinger", "kovasznay", "beltrami")}
+    cells = {(p, k) for p, _, k, _, _ in parts}
+    assert cells == {(p, k) for p in ("burgers", "schrodinger", "beltrami") for k in ("n2", "n3")} | {("kovasznay", "n2")}
+    assert {m for _, m, _, _, _ in parts} == METHODS and {s for *_, s in parts} == {"seed0", "seed1", "seed2"}
+    per_problem = {}
+    for problem, _, _, label, _ in parts:
+        assert label.startswith(budget)
+        per_problem.setdefault(problem, set()).add(label)
+    assert all(len(labels) == 1 for labels in per_problem.values())  # one budget per problem
+    if budget == "it":
+        assert per_problem["burgers"] == {"it30000"} and per_problem["beltrami"] == {"it100000"}
+
+
+@pytest.mark.parametrize("name, label", [("paper_iterations_cpu", "it3000"), ("paper_walltime_cpu", "wall")])
+def test_cpu_experiments_sweep_burgers_with_every_method_both_groupings_and_three_seeds(name, label):
+    dirs = experiment_run_dirs(name)
+    assert len(set(dirs)) == 8 * 2 * 3 and {d.parent.name for d in dirs} == {"burgers-cpu"}
+    assert {_parts(d)[1] for d in dirs} == METHODS and {_parts(d)[2] for d in dirs} == {"n2", "n3"}
+    assert len({_parts(d)[3] for d in dirs}) == 1 and _parts(dirs[0])[3].startswith(label)
+    assert Path(f"runs/burgers-cpu/adam-n2-{_parts(dirs[0])[3]}-seed0") in dirs  # no hash: as if launched by hand
