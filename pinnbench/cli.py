@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from pinnbench.errors import ConfigError
 
@@ -110,17 +110,23 @@ def check_single_run(overrides: list[str]) -> None:
     """Validate a single run's whole configuration before Hydra creates its directory."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
+    from hydra.types import RunMode
 
     from pinnbench.train import prepare
 
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-            cfg = compose("config", overrides=[o for o in overrides if not o.lstrip("+~").startswith("hydra")])
+            cfg = compose("config", overrides=[o for o in overrides if not o.lstrip("+~").startswith("hydra")],
+                          return_hydra_config=True)
     except Exception:
         return  # Hydra reports its own composition errors (unknown group option, bad type) when it runs
     finally:
         GlobalHydra.instance().clear()
+    if cfg.hydra.mode == RunMode.MULTIRUN:
+        return  # an experiment that is a sweep (e.g. on a login node without the jobs' GPU): jobs check themselves
+    with open_dict(cfg):
+        del cfg["hydra"]
     prepare(cfg)
 
 
