@@ -41,7 +41,8 @@ class MConFIG(Method):
         f_t = c (1 − β1^t),   p = (f_t − β1 f_{t−1}) / (1 − β1)   (the pseudo-gradient),
         s ← β2 s + (1 − β2) p²,   ŝ = s / (1 − β2^t),   update c / (√ŝ + 1e-8),
 
-    applied by plain SGD at the scheduled learning rate.
+    applied by plain SGD at the scheduled learning rate. The history's ``loss_<name>`` columns hold
+    each loss's latest evaluated value (those not refreshed this iteration are a few steps old).
     """
 
     Options = MConFIGOptions
