@@ -43,6 +43,11 @@ class MethodOptions:
 
     name: str = "method"
 
+    @property
+    def label(self) -> str:
+        """How runs of this method are named in summaries and reports."""
+        return self.name
+
 
 def require(ok: bool, key: str, value: Any, allowed: str) -> None:
     """For an Options ``validate``: raise a :class:`ConfigError` naming ``method.<key>``, its value and
