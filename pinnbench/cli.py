@@ -239,7 +239,3 @@ def main(argv: list[str] | None = None) -> None:
 
 def parser(prog: str, description: str) -> argparse.ArgumentParser:
     return argparse.ArgumentParser(prog=f"pinnbench {prog}", description=description)
-
-
-if __name__ == "__main__":
-    main()
