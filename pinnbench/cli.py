@@ -63,6 +63,10 @@ def _register() -> None:
         OmegaConf.register_new_resolver("run_name", run_name)
 
 
+GROUPS = ("problem", "method", "budget")
+"""Config groups chosen by file name: ``problem=burgers`` is ``configs/problem/burgers.yaml``."""
+
+
 def check_overrides(overrides: list[str]) -> None:
     """Fail early, with the allowed keys, on an override naming no key of the config."""
     from hydra import compose, initialize_config_dir
@@ -81,6 +85,12 @@ def check_overrides(overrides: list[str]) -> None:
         if head not in top:
             raise ConfigError(f"{key} is not a setting; allowed: {', '.join(sorted(top))} "
                               f"(and problem.*, method.*, budget.* options).")
+        if key in GROUPS:
+            values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.value()]
+            offered = sorted(p.stem for p in (config_dir() / key).glob("*.yaml"))
+            for value in values:
+                if str(value) not in offered:
+                    raise ConfigError(f"{key}={value} is not a {key} of configs/{key}/; allowed: {', '.join(offered)}.")
         if "." not in key and not o.is_sweep_override():
             choices.append(o.input_line)
     dotted = [o for o in parsed if "." in o.key_or_group and o.key_or_group.split(".")[0] in ("problem", "method")
