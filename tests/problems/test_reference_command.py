@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
 from pinnbench.cli import main
+from tests.conftest import run_cli
 from tests.problems.conftest import make_problem
-
-
-def console(*args: str) -> subprocess.CompletedProcess:
-    """``pinnbench ARGS`` in a fresh interpreter, through the console script's entry point."""
-    code = "import sys; from pinnbench.cli import main; main(sys.argv[1:])"
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300)
 
 
 def test_reference_writes_the_documented_keys(tmp_path):
     out = tmp_path / "kovasznay.npz"
-    result = console("reference", "kovasznay", "--out", str(out))
+    result = run_cli("reference", "kovasznay", "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert str(out) in result.stdout
     with np.load(out) as data:
@@ -62,6 +54,6 @@ def test_bad_input_is_a_clear_error_and_writes_nothing(tmp_path, capsys, args, w
 
 
 def test_bad_problem_from_the_console_has_no_traceback(tmp_path):
-    result = console("reference", "nope", "--out", str(tmp_path / "x.npz"))
+    result = run_cli("reference", "nope", "--out", str(tmp_path / "x.npz"))
     assert result.returncode == 2 and result.stderr.startswith("error: problem 'nope'")
     assert "Traceback" not in result.stderr and not list(tmp_path.iterdir())
