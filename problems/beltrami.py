@@ -16,12 +16,15 @@ Closed form (Ethier & Steinman 1994) with a = d = 1; the velocity decays as e^{�
                  + 2 sin(ay + dz) cos(ax + dy) e^{a(z+x)}
                  + 2 sin(az + dx) cos(ay + dz) e^{a(x+y)}] e^{−2νd²t}
 
-(the velocity is a Beltrami field, ∇×u ∥ u, so the nonlinear term is the gradient ∇(|u|²/2) and
-p balances it; the test suite checks that this closed form zeroes every residual column).
+Why it solves the equations: the velocity is a Beltrami field, ∇×u = d u, so (u·∇)u =
+∇(|u|²/2) − u × (∇×u) = ∇(|u|²/2); each component has Δu = −d² u, so u_t = νΔu; and the bracket
+above is |u|² e^{2νd²t}/a², i.e. p = −|u|²/2 cancels the nonlinear term. The test suite checks
+that this closed form zeroes every residual column, also for a ≠ d.
 
-Boundary data on u, v, w, p on the six faces for t ∈ [0, 1], initial data at t = 0. Test grid
-(the paper's): x, y on 7 and z on 8 equally spaced points of [−1, 1] at t ∈ {0, ¼, ½, ¾, 1},
-1 960 points; the error is the mean over u, v, w and p.
+Boundary data on u, v, w, p on the six faces for t ∈ [0, 1] (the paper's sampler puts its
+boundary points on the twelve edges of the cube only; here they cover the faces), initial data
+at t = 0. Test grid (the paper's): x, y on 7 and z on 8 equally spaced points of [−1, 1] at
+t ∈ {0, ¼, ½, ¾, 1}, 1 960 points; the error is the mean over u, v, w and p.
 """
 
 from __future__ import annotations

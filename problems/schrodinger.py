@@ -8,6 +8,8 @@ With h = u + i v the equation splits into a real and an imaginary part, the two 
 
 The boundary term ties the two ends of the periodic domain together: at each sampled time,
 u(−5) − u(5), v(−5) − v(5), u_x(−5) − u_x(5) and v_x(−5) − v_x(5) (four residuals per time).
+(The paper's code computes the h_x part too but leaves it out of its boundary loss; here both
+parts are in, as the problem states periodic h and h_x.)
 
 Reference: there is no closed form for this initial value (a second-order soliton that breathes
 with period π/2), so it is solved by the split-step Fourier method in float64 on the periodic grid
@@ -104,15 +106,17 @@ class Schrodinger(Problem):
         raise KeyError(term)
 
     def term_residual(self, fn: Field, batch: Batch, term: str) -> Tensor:
+        """Boundary (periodicity): [h(−5, t) − h(5, t), h_x(−5, t) − h_x(5, t)], four real columns;
+        the other terms as usual."""
         if term != "boundary":
             return super().term_residual(fn, batch, term)
-        """Periodicity: [h(−5, t) − h(5, t), h_x(−5, t) − h_x(5, t)] as four real columns."""
         j = jet(fn, batch.inputs, first=(0,), fast=self.fast)
         both = torch.cat([j.value, j.d(0)], dim=1)
         left, right = both.chunk(2)
         return left - right
 
     def pde_residual(self, fn: Field, inputs: Tensor) -> Tensor:
+        """[f_u, f_v] (module docstring): imaginary and real part of i h_t + ½ h_xx + |h|² h."""
         j = jet(fn, inputs, first=(1,), second=(0,), fast=self.fast)
         u, v = j.value[:, :1], j.value[:, 1:]
         u_t, v_t = j.d(1)[:, :1], j.d(1)[:, 1:]

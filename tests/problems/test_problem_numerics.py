@@ -95,6 +95,15 @@ def test_navier_stokes_equations_are_the_papers_columns():
         torch.testing.assert_close(residual, expected.expand_as(residual), atol=1e-12, rtol=0)
 
 
+def test_beltrami_closed_form_solves_navier_stokes_for_any_a_d_and_nu():
+    """Ethier–Steinman: ∇×u = d u and p = −|u|²/2, for a ≠ d and ν ≠ 1 too."""
+    problem = make_problem("beltrami", "problem.a=0.7", "problem.d=1.3", "problem.nu=0.4")
+    points = problem.sample_term("residual", 200, generator()).inputs
+    assert problem.pde_residual(problem.exact, points).abs().max() < ROUND_OFF
+    fields = problem.exact(points)
+    torch.testing.assert_close(fields[:, 3], -0.5 * fields[:, :3].square().sum(dim=1), rtol=0, atol=1e-12)
+
+
 # ----- boundary and initial terms ---------------------------------------------------------------
 @pytest.mark.parametrize("name", CLOSED_FORM)
 def test_boundary_and_initial_terms_vanish_on_the_exact_solution(name):
