@@ -23,6 +23,7 @@ from pinnbench.errors import ConfigError
 
 DEVICES = ("cpu", "cuda")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+COMPILE_CHOICES = ("auto", "true", "false")
 
 
 @dataclass
@@ -51,6 +52,8 @@ class RunConfig:
     final_lr: float = 1e-4
     resample: bool = True
     fast: bool = True
+    compile: str = "auto"
+    threads: int = 0
     eval_every: int = 100
     log_every: int = 10
     checkpoint_every: int = 1000
@@ -65,6 +68,11 @@ class RunConfig:
             raise ConfigError("device=cuda was asked for, but PyTorch sees no CUDA GPU here; use device=cpu.")
         if self.dtype not in DTYPES:
             raise ConfigError(f"dtype={self.dtype!r} is not supported; allowed: {', '.join(DTYPES)}.")
+        self.compile = str(self.compile).lower()  # compile=true on the command line arrives as a YAML bool
+        if self.compile not in COMPILE_CHOICES:
+            raise ConfigError(f"compile={self.compile!r} is not a choice; allowed: {', '.join(COMPILE_CHOICES)}.")
+        if self.threads < 0:
+            raise ConfigError(f"threads={self.threads} must be 0 (PyTorch's default) or a positive number of threads.")
         for key in ("eval_every", "log_every", "checkpoint_every"):
             if getattr(self, key) <= 0:
                 raise ConfigError(f"{key}={getattr(self, key)} must be a positive number of iterations.")

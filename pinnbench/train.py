@@ -21,12 +21,14 @@ from torch import Tensor
 from tqdm import tqdm
 
 from pinnbench import records
+from pinnbench.allocator import keep_freed_memory
 from pinnbench.budget import Budget, Clock, cosine_with_warmup
 from pinnbench.diagnostics import conflict_measures, flat_grad
 from pinnbench.methods.base import Method, gradient_matrix
 from pinnbench.network import MLP
 from pinnbench.settings import DTYPES, RunConfig, run_options, typed_options
-from problems.base import Batch, Problem
+from problems.base import Batch, LazyBatches, Problem
+from problems.derivatives import derivative_mode
 
 COMPLETED, DIVERGED = "completed", "diverged"
 
@@ -56,11 +58,12 @@ def prepare(cfg: DictConfig) -> Setup:
     problem_cls, problem_options = typed_options("problem", run.problem)
     method_cls, method_options = typed_options("method", run.method)
     problem: Problem = problem_cls(problem_options, device=device, dtype=dtype)
-    problem.fast = run.fast
     groups = problem.groups(run.n_losses)
     if hasattr(method_options, "validate"):
         method_options.validate(len(groups))
     iterations = run.budget.iterations or problem.size.iterations
+    problem.fast = derivative_mode(run.fast, run.compile, iterations if run.budget.kind == "iterations" else None,
+                                   run.budget.seconds)
     return Setup(run, problem, method_cls, method_options, groups, Budget(run.budget, iterations), device, dtype)
 
 
@@ -79,7 +82,8 @@ class GroupLosses:
         indices = list(range(self.n_losses)) if indices is None else list(indices)
         values = [self.problem.group_loss(self.model, self.batches, self.groups[i]) for i in indices]
         detached = torch.stack([v.detach() for v in values])
-        self.latest[indices] = detached
+        for row, i in enumerate(indices):  # integer indexing: no index tensor to copy to the device
+            self.latest[i] = detached[row]
         self.nonfinite |= ~torch.isfinite(detached).all()
         return values
 
@@ -129,6 +133,10 @@ def train(setup: Setup, run_dir: str | Path, on_iteration: Callable[[int], None]
         return summary
 
     _seed_everything(run.seed)
+    if run.threads:
+        torch.set_num_threads(run.threads)
+    if setup.device.type == "cpu":
+        keep_freed_memory()  # reuse freed activations instead of page-faulting fresh ones every iteration
     model = MLP(problem.input_dim, problem.output_dim, problem.size.width, problem.size.hidden_layers)
     model = model.to(setup.device, setup.dtype)
     params = [p for p in model.parameters()]
@@ -219,7 +227,7 @@ def train(setup: Setup, run_dir: str | Path, on_iteration: Callable[[int], None]
         lr = cosine_with_warmup(fraction, warmup, run.lr, run.final_lr)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        losses.batches = fixed_points or problem.sample(generator)
+        losses.batches = fixed_points or LazyBatches(problem, generator, run.seed, iteration)
         optimizer.zero_grad(set_to_none=True)
         method.step(losses)
         diagnosed = conflict_every > 0 and (iteration + 1) % conflict_every == 0

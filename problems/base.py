@@ -55,6 +55,26 @@ class Batch:
     targets: Tensor | None = None
 
 
+class LazyBatches(dict):
+    """A problem's collocation points for one iteration, each term drawn when first asked for: a
+    term that no loss evaluates this iteration (M-ConFIG refreshes one loss) costs nothing.
+
+    Each term's points are a function of (seed, iteration, term) alone — ``generator`` is re-seeded
+    from them — so they do not depend on which other terms were drawn, or in which order: every
+    method sees the same points at a given iteration, and evaluating extra losses (diagnostics)
+    changes nothing that follows."""
+
+    def __init__(self, problem: "Problem", generator: torch.Generator, seed: int, iteration: int) -> None:
+        super().__init__()
+        self.problem, self.generator, self.key = problem, generator, (seed, iteration)
+
+    def __missing__(self, term: str) -> Batch:
+        entropy = [*self.key, self.problem.terms.index(term)]
+        self.generator.manual_seed(int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0] >> 1))
+        batch = self[term] = self.problem.sample(self.generator, (term,))[term]
+        return batch
+
+
 def latin_hypercube(n: int, lower: Tensor, upper: Tensor, generator: torch.Generator) -> Tensor:
     """n points in the box [lower, upper] by Latin-hypercube sampling: in every coordinate each of
     the n equal strata holds exactly one point, at a uniform position inside it."""
@@ -115,8 +135,9 @@ class Problem:
     lower: ClassVar[tuple[float, ...]]
     upper: ClassVar[tuple[float, ...]]
     reference_version: ClassVar[str] = "1"
-    fast: bool = True
-    """Derivatives by forward Taylor propagation through the network (False: nested autograd)."""
+    fast: bool | str = True
+    """How :func:`~problems.derivatives.jet` takes derivatives: True (Taylor streams through the
+    network), False (nested autograd) or ``"compiled"`` (Taylor with compiled kernels)."""
 
     def __init__(self, options: ProblemOptions, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32):
         if options.size not in options.sizes:

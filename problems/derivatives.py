@@ -1,38 +1,88 @@
 """Derivatives of a field with respect to its inputs, as PDE residuals need them.
 
-:func:`jet` returns the field u, its first derivatives ∂u/∂x_i and its pure second derivatives
-∂²u/∂x_i² at a batch of points. Two paths give the same numbers:
+:func:`jet` returns the field u at a batch of points together with the derivatives a residual asks
+for: first derivatives ∂u/∂x_i, pure second derivatives ∂²u/∂x_i², and optionally one linear
+``operator`` L u = Σ_i α_i ∂u/∂x_i + Σ_j β_j ∂²u/∂x_j² (Burgers' u_t − ν u_xx, Navier–Stokes'
+u_t − ν Δu), which the fast path carries as a single stream. Two paths give the same numbers:
 
-* the straightforward path: nested reverse-mode autograd (one backward pass per derivative, each
-  recorded for the next), valid for any differentiable function;
+* the straightforward path (``fast=False``): nested reverse-mode autograd, one backward pass per
+  output for the first derivatives and one per output and second derivative, each recorded for
+  the next; valid for any differentiable function;
 * the fast path, for the tanh :class:`~pinnbench.network.MLP`: forward-mode Taylor propagation.
-  Along an input direction e_i each layer carries (a, ȧ, ä) with z = W a + b, ż = W ȧ, z̈ = W ä and
-  a' = tanh(z): ȧ' = (1 − a'²) ż, ä' = (1 − a'²)(z̈ − 2 a' ż²). Value and all derivative
-  streams go through one matrix product per layer, and training back-propagates through this
-  first-order graph only, instead of through a graph of backward passes.
+  Every requested derivative is a *stream* that goes through the network beside the value: a
+  first-order stream along input direction e_k, ż = W ȧ, and a second-order stream for
+  L = Σ α_i ∂_i + Σ β_j ∂_jj, carrying z^L = Σ α_i ż_i + Σ β_j z̈_j. Through a = tanh(z), with
+  s = 1 − a²:
+
+      ȧ_k = s ż_k,        a^L = s (z^L − 2 a Σ_j β_j ż_j²),
+
+  and in the first layer ż_k = W e_k, z^L = W α (the same at every point). All streams share one
+  matrix product per layer. The backward pass is written by hand (:class:`TaylorMLP`): two matrix
+  products per layer (weights, inputs) and one pass of pointwise work, instead of autograd's graph
+  of backward passes through backward passes.
+
+The pointwise work of a layer (forward and backward) is in two small functions per stream layout
+(:func:`kernels`). With ``fast="compiled"`` they go through ``torch.compile``, which fuses each into
+one loop; the first call of every compiled kernel is checked against the eager one, and any
+compilation failure or mismatch falls back to eager kernels with a warning, so results never
+depend on the compiler.
+
+Which path is cheaper is decided per request by a cost rule counting matrix products per layer
+(each costs the same: N points × width² multiply-adds), forward and backward together:
+Taylor needs 3 S with S = 1 + m + c streams (m first-order directions, c second-order streams);
+autograd needs 3 (1 + n_out (1 + 2 n₂)) — a forward pass, one reverse pass per output, a
+double-backward of about two products per output and second derivative, and the training
+backward pass through all of it (about twice its forward). Taylor is used when it needs no more
+products: for every residual of the four problems, and not e.g. for the gradient of a scalar
+field over many inputs with no second derivatives. (Measured on the Burgers residual the
+hand-written Taylor pass with fused kernels costs about half of nested autograd; see README.)
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Sequence
+import functools
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from pinnbench.network import MLP
 
 Field = Callable[[Tensor], Tensor]
+Operator = Mapping[tuple, float]
+"""A linear differential operator: {(i,): α_i, (j, j): β_j} means Σ_i α_i ∂/∂x_i + Σ_j β_j ∂²/∂x_j²."""
+
+AUTOGRAD, TAYLOR, COMPILED = "autograd", "taylor", "compiled"
+"""Values of ``fast`` besides False (= AUTOGRAD) and True (= TAYLOR): COMPILED is Taylor with
+compiled pointwise kernels."""
+
+AUTO_COMPILE_ITERATIONS, AUTO_COMPILE_SECONDS = 10_000, 600.0
+"""``compile: auto`` compiles for runs at least this long: compiling takes about 5–15 s on a CPU
+(less with inductor's on-disk cache) and saves a few ms per iteration at paper size."""
+
+
+def derivative_mode(fast: bool, compile: str, iterations: int | None = None, seconds: float | None = None) -> str:
+    """The ``fast`` value a problem passes to :func:`jet`, from the run's ``fast`` and ``compile``
+    (``auto`` | ``true`` | ``false``) settings and its budget (iterations, or seconds for a wall-clock one)."""
+    if not fast:
+        return AUTOGRAD
+    if compile == "auto":
+        long_run = (iterations or 0) >= AUTO_COMPILE_ITERATIONS or (seconds or 0.0) >= AUTO_COMPILE_SECONDS
+        return COMPILED if long_run else TAYLOR
+    return COMPILED if compile == "true" else TAYLOR
 
 
 @dataclass
 class Jet:
-    """u [N, out]; first[i] = ∂u/∂x_{first_inputs[i]}; second[j] = ∂²u/∂x_{second_inputs[j]}²."""
+    """u [N, out]; first[i] = ∂u/∂x_i; second[j] = ∂²u/∂x_j²; op = L u for the requested operator."""
 
     value: Tensor
     first: dict[int, Tensor]
     second: dict[int, Tensor]
+    op: Tensor | None = None
 
     def d(self, i: int) -> Tensor:
         return self.first[i]
@@ -41,42 +91,320 @@ class Jet:
         return self.second[i]
 
 
-def _autograd_jet(fn: Field, inputs: Tensor, first: Sequence[int], second: Sequence[int]) -> Jet:
+def _split_operator(operator: Operator | None) -> tuple[dict[int, float], dict[int, float]]:
+    """({i: α_i}, {j: β_j}) of an operator; mixed second derivatives are not supported."""
+    alpha: dict[int, float] = {}
+    beta: dict[int, float] = {}
+    for key, coefficient in (operator or {}).items():
+        if len(key) == 1:
+            alpha[key[0]] = alpha.get(key[0], 0.0) + float(coefficient)
+        elif len(key) == 2 and key[0] == key[1]:
+            beta[key[0]] = beta.get(key[0], 0.0) + float(coefficient)
+        else:
+            raise ValueError(f"operator term {key!r}: only ∂_i (i,) and pure ∂_jj (j, j) terms are supported")
+    return alpha, beta
+
+
+# ----- the straightforward path --------------------------------------------------------------------
+def _autograd_jet(fn: Field, inputs: Tensor, first: Sequence[int], second: Sequence[int],
+                  operator: Operator | None) -> Jet:
+    alpha, beta = _split_operator(operator)
     x = inputs if inputs.requires_grad else inputs.detach().requires_grad_(True)
     u = fn(x)
     outputs = range(u.shape[1])
-    # gradients[o]: [N, d] = ∇_x u_o
-    gradients = [torch.autograd.grad(u[:, o], x, torch.ones_like(u[:, o]), create_graph=True)[0] for o in outputs]
-    d1 = {i: torch.stack([g[:, i] for g in gradients], dim=1) for i in set(first) | set(second)}
-    d2 = {}
-    for i in second:
+    needed_second = sorted(set(second) | set(beta))
+    d1: dict[int, Tensor] = {}
+    d2: dict[int, Tensor] = {}
+    if set(first) | set(alpha) | set(needed_second):
+        # gradients[o]: [N, d] = ∇_x u_o, one reverse pass per output
+        gradients = [torch.autograd.grad(u[:, o], x, torch.ones_like(u[:, o]), create_graph=True)[0]
+                     for o in outputs]
+        d1 = {i: torch.stack([g[:, i] for g in gradients], dim=1)
+              for i in sorted(set(first) | set(alpha) | set(needed_second))}
+    for i in needed_second:
         d2[i] = torch.stack([torch.autograd.grad(d1[i][:, o], x, torch.ones_like(d1[i][:, o]),
                                                  create_graph=True)[0][:, i] for o in outputs], dim=1)
-    return Jet(u, {i: d1[i] for i in first}, d2)
+    op = None
+    if operator is not None:
+        terms = [c * d1[i] for i, c in alpha.items()] + [c * d2[j] for j, c in beta.items()]
+        op = sum(terms[1:], terms[0]) if terms else torch.zeros_like(u)
+    return Jet(u, {i: d1[i] for i in first}, {j: d2[j] for j in second}, op)
 
 
-def _taylor_jet(linears: Sequence[nn.Linear], inputs: Tensor, first: Sequence[int], second: Sequence[int]) -> Jet:
-    """Forward Taylor propagation through Linear → tanh → … → Linear (see the module docstring)."""
-    directions = sorted(set(first) | set(second))
-    slot = {i: k for k, i in enumerate(directions)}
-    curved = [slot[i] for i in second]  # first-order streams that also carry a second-order one
-    w0 = linears[0].weight
-    z = F.linear(inputs, w0, linears[0].bias)  # [N, width]
-    dz = w0[:, directions].T[:, None, :]  # ż = W e_i, the same at every point: [m, 1, width]
-    ddz = None  # z̈ = 0 in the first layer
-    for linear in linears[1:]:
+# ----- the fast path -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Plan:
+    """The streams of a Taylor pass: value, then a first-order stream per input in ``directions``,
+    then one second-order stream per entry of ``curves``: (α over the inputs, β over the
+    directions) for L = Σ α_i ∂_i + Σ β_k ∂²_{directions[k]}."""
+
+    directions: tuple[int, ...]
+    curves: tuple[tuple[tuple[float, ...], tuple[float, ...]], ...]
+    first: tuple[int, ...] = field(default=())
+    second: tuple[int, ...] = field(default=())
+    has_operator: bool = False
+
+    @property
+    def streams(self) -> int:
+        return 1 + len(self.directions) + len(self.curves)
+
+    @staticmethod
+    def of(n_inputs: int, first: Sequence[int], second: Sequence[int], operator: Operator | None) -> "Plan":
+        alpha, beta = _split_operator(operator)
+        directions = tuple(sorted(set(first) | set(second) | {j for j, b in beta.items() if b != 0.0}))
+
+        def curve(a: dict[int, float], b: dict[int, float]):
+            return (tuple(a.get(i, 0.0) for i in range(n_inputs)),
+                    tuple(b.get(i, 0.0) for i in directions))
+
+        curves = [curve({}, {j: 1.0}) for j in second]
+        if operator is not None:
+            curves.append(curve(alpha, beta))
+        for i in list(first) + list(second) + list(alpha) + list(beta):
+            if not 0 <= i < n_inputs:
+                raise ValueError(f"input index {i} is out of range for {n_inputs} inputs")
+        return Plan(directions, tuple(curves), tuple(first), tuple(second), operator is not None)
+
+
+def taylor_pays(plan: Plan, n_outputs: int) -> bool:
+    """The cost rule (module docstring): Taylor's S streams against autograd's 1 + n_out (1 + 2 n₂)
+    pass-equivalents, n₂ the number of distinct second derivatives autograd would take."""
+    second_derivatives = {plan.directions[k] for _, beta in plan.curves for k, b in enumerate(beta) if b != 0.0}
+    return plan.streams <= 1 + n_outputs * (1 + 2 * len(second_derivatives))
+
+
+def _curve_terms(plan: Plan) -> list[list[tuple[int, float]]]:
+    """For every second-order stream, its nonzero (direction slot, β) pairs."""
+    return [[(k, b) for k, b in enumerate(beta) if b != 0.0] for _, beta in plan.curves]
+
+
+def _eager_kernels(plan: Plan) -> tuple[Callable, Callable]:
+    """(forward, backward) pointwise work of one tanh layer, written with ``out=`` and in-place
+    operations: the fewest passes over memory without a compiler.
+
+    forward(z [N, w], dZ [m + c, N or 1, w]) → H [1 + m + c, N, w]: the layer's value and streams;
+    backward(Hb [1 + m + c, N, w], a [N, w], dZ) → the adjoint of [z; dZ], [1 + m + c, N, w]:
+
+        z̄_k = s H̄_k − 4 a ż_k Σ_c β_ck s H̄_c,    z̄^c = s H̄_c,
+        z̄ = s (H̄_0 − 2 a Σ_k H̄_k ż_k − 2 Σ_c H̄_c (a z^c + (1 − 3a²) Σ_k β_ck ż_k²)).
+    """
+    m, terms = len(plan.directions), _curve_terms(plan)
+
+    def forward(z: Tensor, dZ: Tensor) -> Tensor:
+        H = z.new_empty((1 + m + len(terms),) + z.shape)
+        a = torch.tanh(z, out=H[0])
+        slope = torch.addcmul(a.new_ones(()), a, a, value=-1)
+        torch.mul(dZ[:m], slope, out=H[1:1 + m])
+        for c, beta in enumerate(terms):
+            h = H[1 + m + c]
+            if not beta:
+                torch.mul(dZ[m + c], slope, out=h)
+                continue
+            curvature = None  # Σ_k β_k ż_k²
+            for k, b in beta:
+                if curvature is None:
+                    curvature = torch.mul(dZ[k], dZ[k]).mul_(b)
+                else:
+                    curvature.addcmul_(dZ[k], dZ[k], value=b)
+            torch.addcmul(dZ[m + c], a, curvature, value=-2, out=h).mul_(slope)
+        return H
+
+    def backward(Hb: Tensor, a: Tensor, dZ: Tensor) -> Tensor:
+        G = torch.empty_like(Hb)
+        slope = torch.addcmul(a.new_ones(()), a, a, value=-1)
+        torch.mul(Hb[1:1 + m], slope, out=G[1:1 + m])
+        a_bar = torch.zeros_like(a)
+        for k in range(m):
+            a_bar.addcmul_(Hb[1 + k], dZ[k])
+        a_bar.mul_(a)
+        flatness = torch.addcmul(a.new_ones(()), a, a, value=-3) if any(terms) else None
+        for c, beta in enumerate(terms):
+            h = Hb[1 + m + c]
+            u = torch.mul(h, slope, out=G[1 + m + c])
+            if beta:
+                au = a * u
+                spread = None  # Σ_k β_k ż_k²
+                for k, b in beta:
+                    G[1 + k].addcmul_(au, dZ[k], value=-4 * b)
+                    if spread is None:
+                        spread = torch.mul(dZ[k], dZ[k]).mul_(b)
+                    else:
+                        spread.addcmul_(dZ[k], dZ[k], value=b)
+                inner = torch.mul(flatness, spread).addcmul_(a, dZ[m + c])
+            else:
+                inner = a * dZ[m + c]
+            a_bar.addcmul_(h, inner)
+        torch.add(Hb[0], a_bar, alpha=-2, out=G[0]).mul_(slope)
+        return G
+
+    return forward, backward
+
+
+def _fusable_kernels(plan: Plan) -> tuple[Callable, Callable]:
+    """The same two functions as :func:`_eager_kernels`, written without ``out=`` or in-place
+    operations: the form ``torch.compile`` fuses into one loop each."""
+    m, terms = len(plan.directions), _curve_terms(plan)
+
+    def forward(z: Tensor, dZ: Tensor) -> Tensor:
         a = torch.tanh(z)
-        slope = 1 - a.square()
-        da = slope * dz  # [m, N, width]
-        curvature = -2 * a * dz[curved].square()
-        dda = slope * (curvature if ddz is None else ddz + curvature)  # [s, N, width]
-        z = F.linear(a, linear.weight, linear.bias)
-        dz, ddz = (torch.cat([da, dda]) @ linear.weight.T).split([len(directions), len(second)])
-    return Jet(z, {i: dz[slot[i]] for i in first}, {i: ddz[k] for k, i in enumerate(second)})
+        slope = 1 - a * a
+        rows = [a.unsqueeze(0), slope * dZ[:m]]
+        for c, beta in enumerate(terms):
+            stream = dZ[m + c]
+            for k, b in beta:
+                stream = stream - (2 * b) * a * dZ[k] * dZ[k]
+            rows.append((slope * stream).unsqueeze(0))
+        return torch.cat(rows)
+
+    def backward(Hb: Tensor, a: Tensor, dZ: Tensor) -> Tensor:
+        slope = 1 - a * a
+        a_bar = a * (Hb[1:1 + m] * dZ[:m]).sum(0)
+        first = [slope * Hb[1 + k] for k in range(m)]
+        curve_rows = []
+        for c, beta in enumerate(terms):
+            h = Hb[1 + m + c]
+            u = slope * h
+            curve_rows.append(u.unsqueeze(0))
+            inner = a * dZ[m + c]
+            for k, b in beta:
+                first[k] = first[k] - (4 * b) * a * dZ[k] * u
+                inner = inner + b * (1 - 3 * a * a) * dZ[k] * dZ[k]
+            a_bar = a_bar + h * inner
+        rows = [(slope * (Hb[0] - 2 * a_bar)).unsqueeze(0)] + [row.unsqueeze(0) for row in first]
+        return torch.cat(rows + curve_rows)
+
+    return forward, backward
 
 
-def jet(fn: Field, inputs: Tensor, first: Sequence[int] = (), second: Sequence[int] = (), fast: bool = True) -> Jet:
-    """u, ∂u/∂x_i for i in ``first`` and ∂²u/∂x_i² for i in ``second`` at ``inputs`` [N, d]."""
-    if fast and isinstance(fn, MLP):
-        return _taylor_jet(fn.linears, inputs, first, second)
-    return _autograd_jet(fn, inputs, first, second)
+class _Checked:
+    """A compiled kernel that falls back to ``eager`` for good if compiling fails or if its first
+    result for a new input layout differs from the eager one."""
+
+    def __init__(self, fusable: Callable, eager: Callable, name: str) -> None:
+        self.eager, self.name = eager, name
+        self.compiled: Callable | None = torch.compile(fusable, dynamic=True)
+        self.checked: set[tuple] = set()
+
+    def __call__(self, *args: Tensor) -> Tensor:
+        if self.compiled is None:
+            return self.eager(*args)
+        key = tuple((t.dtype, t.device.type, t.dim(), tuple(s == 1 for s in t.shape)) for t in args)
+        try:
+            result = self.compiled(*args)
+        except Exception as exc:  # any compiler failure: missing C++ compiler, unsupported op, …
+            self._give_up(f"torch.compile failed ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})")
+            return self.eager(*args)
+        if key not in self.checked:
+            expected = self.eager(*args)
+            tolerance = 1e3 * torch.finfo(expected.dtype).eps * (1 + expected.abs().max())
+            if result.shape != expected.shape or not bool(((result - expected).abs() <= tolerance).all()):
+                self._give_up("its result differs from the eager kernel's")
+                return expected
+            self.checked.add(key)
+        return result
+
+    def _give_up(self, why: str) -> None:
+        warnings.warn(f"compiled Taylor kernel {self.name}: {why}; using the eager kernel.", RuntimeWarning,
+                      stacklevel=3)
+        self.compiled = None
+
+
+@functools.lru_cache(maxsize=None)
+def kernels(plan: Plan, compiled: bool) -> tuple[Callable, Callable]:
+    """The (forward, backward) pointwise kernels of ``plan``, compiled or eager; built once."""
+    forward, backward = _eager_kernels(plan)
+    if not compiled:
+        return forward, backward
+    fused_forward, fused_backward = _fusable_kernels(plan)
+    return _Checked(fused_forward, forward, "forward"), _Checked(fused_backward, backward, "backward")
+
+
+class TaylorMLP(torch.autograd.Function):
+    """All streams of ``plan`` through Linear → tanh → … → Linear: [S, N, n_out], with a hand-written
+    backward pass (first order in the parameters: training needs no more)."""
+
+    @staticmethod
+    def forward(ctx, inputs: Tensor, plan: Plan, compiled: bool, *params: Tensor) -> Tensor:
+        forward_kernel, _ = kernels(plan, compiled)
+        weights, biases = params[0::2], params[1::2]
+        lift = _lift(plan, inputs)  # [m + c, n_in]: first-layer stream directions
+        z = torch.addmm(biases[0], inputs, weights[0].T)
+        dZ = (lift @ weights[0].T).unsqueeze(1)  # the same at every point
+        H = forward_kernel(z, dZ)
+        saved = [H]
+        streams = [dZ]
+        for W, b in zip(weights[1:-1], biases[1:-1]):
+            Z = torch.matmul(H, W.T)
+            Z[0] += b
+            H = forward_kernel(Z[0], Z[1:])
+            saved.append(H)
+            streams.append(Z[1:])
+        out = torch.matmul(H, weights[-1].T)
+        out[0] += biases[-1]
+        ctx.plan, ctx.compiled, ctx.n_layers = plan, compiled, len(weights)
+        ctx.save_for_backward(inputs, lift, *weights, *saved, *streams)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor):
+        _, backward_kernel = kernels(ctx.plan, ctx.compiled)
+        L = ctx.n_layers
+        inputs, lift, *rest = ctx.saved_tensors
+        weights, activations, streams = rest[:L], rest[L:2 * L - 1], rest[2 * L - 1:]
+        grads: list[Tensor | None] = [None] * (2 * L)
+        G = grad.contiguous()
+        for layer in range(L - 1, 0, -1):
+            H, W = activations[layer - 1], weights[layer]
+            S, N, width = H.shape
+            flat = G.view(-1, W.shape[0])
+            grads[2 * layer] = flat.T @ H.reshape(-1, width)
+            grads[2 * layer + 1] = G[0].sum(0)
+            Hb = (flat @ W).view(S, N, width)
+            G = backward_kernel(Hb, H[0], streams[layer - 1])
+        # first layer: z = x W₀ᵀ + b₀, and the streams' ż = (lift W₀ᵀ) at every point
+        grads[0] = G[0].T @ inputs + G[1:].sum(1).T @ lift
+        grads[1] = G[0].sum(0)
+        grad_inputs = G[0] @ weights[0] if ctx.needs_input_grad[0] else None
+        return (grad_inputs, None, None, *grads)
+
+
+def _lift(plan: Plan, inputs: Tensor) -> Tensor:
+    """[m + c, n_in]: e_k for every direction, then α for every second-order stream."""
+    return _lift_matrix(plan, inputs.shape[1], inputs.dtype, inputs.device)
+
+
+@functools.lru_cache(maxsize=64)
+def _lift_matrix(plan: Plan, n_in: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    # built once per layout: a tensor made from Python numbers on a GPU is a blocking host-to-device copy
+    rows = [[1.0 if i == k else 0.0 for i in range(n_in)] for k in plan.directions]
+    rows += [list(alpha) for alpha, _ in plan.curves]
+    return torch.tensor(rows, dtype=dtype, device=device).reshape(len(rows), n_in)
+
+
+def _taylor_jet(fn: MLP, inputs: Tensor, plan: Plan, compiled: bool) -> Jet:
+    params = [p for linear in fn.linears for p in (linear.weight, linear.bias)]
+    out = TaylorMLP.apply(inputs, plan, compiled, *params)
+    m, slot = len(plan.directions), {i: k for k, i in enumerate(plan.directions)}
+    first = {i: out[1 + slot[i]] for i in plan.first}
+    second = {j: out[1 + m + c] for c, j in enumerate(plan.second)}
+    return Jet(out[0], first, second, out[-1] if plan.has_operator else None)
+
+
+def jet(fn: Field, inputs: Tensor, first: Sequence[int] = (), second: Sequence[int] = (),
+        operator: Operator | None = None, fast: bool | str = True) -> Jet:
+    """u, ∂u/∂x_i for i in ``first``, ∂²u/∂x_j² for j in ``second`` and L u for ``operator`` at
+    ``inputs`` [N, d].
+
+    ``fast``: False or ``"autograd"`` — nested autograd; True or ``"taylor"`` — Taylor streams when
+    the cost rule says they are cheaper and ``fn`` is an :class:`MLP`; ``"compiled"`` — the same with
+    compiled pointwise kernels.
+    """
+    mode = {False: AUTOGRAD, True: TAYLOR}.get(fast, fast) if isinstance(fast, bool) else fast
+    if mode not in (AUTOGRAD, TAYLOR, COMPILED):
+        raise ValueError(f"fast={fast!r}; allowed: False, True, {AUTOGRAD!r}, {TAYLOR!r}, {COMPILED!r}")
+    if mode != AUTOGRAD and isinstance(fn, MLP):
+        plan = Plan.of(inputs.shape[1], first, second, operator)
+        if plan.streams > 1 and taylor_pays(plan, fn.linears[-1].out_features):
+            return _taylor_jet(fn, inputs, plan, mode == COMPILED)
+    return _autograd_jet(fn, inputs, first, second, operator)

@@ -152,4 +152,8 @@ class GradientMethod(Method):
         raise NotImplementedError
 
     def step(self, losses: Losses) -> None:
-        write_gradient(self.params, self.aggregate(gradient_matrix(losses.each(), self.params)))
+        if getattr(self, "_gradients", None) is None:  # one buffer for the run's gradient matrices
+            like = self.params[0]
+            self._gradients = like.new_empty(self.n_losses, sum(p.numel() for p in self.params))
+        G = gradient_matrix(losses.each(), self.params, out=self._gradients)
+        write_gradient(self.params, self.aggregate(G))
