@@ -1,0 +1,453 @@
+"""``pinnbench bench``: how fast is a training iteration, and against what.
+
+For one problem at its paper size (network and points per iteration) and a list of methods, this
+times two implementations of every method's iteration, side by side in one process:
+
+* **ours** — the trainer's own step (:mod:`pinnbench.train`): lazily drawn points, Taylor-stream
+  derivatives (compiled kernels when ``compile`` resolves to true), per-loss gradients from separate
+  loss scalars into a preallocated matrix, the method's ``step``, the optimiser;
+* **straightforward** — the same step written as the paper's public code writes it: every term's
+  points drawn every iteration, nested autograd for the derivatives (``fast=false``), and for a
+  gradient method each loss back-propagated on its own with ``loss.backward()`` and its gradient
+  flattened from ``p.grad`` by hand before the method's aggregator combines them. (Our nested
+  autograd takes all first derivatives of an output in one reverse pass; the paper's code takes one
+  pass per derivative, so the ratios against this baseline are conservative.) Methods that are not
+  gradient methods run their own ``step`` on straightforwardly computed losses.
+
+Protocol: every variant runs ``warmup`` untimed iterations (the first one, which compiles the
+kernels, is reported as ``first_iteration_s``); then ``rounds`` rounds, each timing ``iterations``
+consecutive iterations (rounded up to a multiple of the number of losses, as M-ConFIG's cost
+cycles with them) of every variant in turn, the order rotated from round to round; the reported
+time is the median over rounds. The machine's dense matmul throughput (a 2048 × 2048 product in
+the run's dtype) is measured once per round between the variants and its median reported.
+
+Counts: ``gflop_per_iter`` is the dense matmul work an iteration executes — 2·M·K·N for every
+``mm``/``addmm``/``bmm`` the PyTorch profiler records over one cycle of iterations, forward,
+derivative and backward passes alike (pointwise work not counted) — and ``matmul_share`` is the
+throughput this reaches (gflop_per_iter / time) as a fraction of the measured dense throughput.
+``peak_memory_mb``: on a GPU, ``torch.cuda.max_memory_allocated`` over one cycle above what was
+allocated before it; on a CPU, the growth of the process's resident set over one cycle (Linux:
+freed heap memory returned with ``malloc_trim``, the high-water mark reset through
+``/proc/self/clear_refs``, then VmHWM − VmRSS), so it includes allocator overhead; None where
+the platform offers neither.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import math
+import os
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, List, Optional, Sequence
+
+import torch
+from omegaconf import DictConfig, OmegaConf, open_dict
+from torch import Tensor
+
+from pinnbench.allocator import keep_freed_memory
+from pinnbench.errors import ConfigError
+from pinnbench.methods.base import GradientMethod, Method, write_gradient
+from pinnbench.network import MLP
+from pinnbench.settings import RunConfig
+from pinnbench.train import GroupLosses, Setup, _seed_everything, prepare
+from problems.base import Batch, LazyBatches, Problem
+
+OURS, STRAIGHTFORWARD = "ours", "straightforward"
+
+
+@dataclass
+class BenchOptions:
+    """The ``bench:`` keys of ``configs/bench.yaml``."""
+
+    methods: List[str] = field(default_factory=lambda: ["adam", "config", "mconfig"])
+    size: str = "paper"  # the problem size to time
+    iterations: int = 12  # timed iterations per round and variant (rounded up to a multiple of n_losses)
+    rounds: int = 7  # the median is taken over rounds
+    warmup: int = 6  # untimed iterations first (compilation happens here)
+    baseline: bool = True  # also time the straightforward implementation
+    memory: bool = True  # measure peak memory
+    out: str = "bench.json"
+
+    def __post_init__(self) -> None:
+        if not self.methods:
+            raise ConfigError("bench.methods is empty; name at least one file of configs/method/.")
+        for key in ("iterations", "rounds"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"bench.{key}={getattr(self, key)} must be a positive integer.")
+        if self.warmup < 0:
+            raise ConfigError(f"bench.warmup={self.warmup} must not be negative.")
+
+
+@dataclass
+class BenchConfig(RunConfig):
+    """``configs/bench.yaml``: the run keys (problem, dtype, n_losses, fast, compile, …) and ``bench``."""
+
+    bench: BenchOptions = field(default_factory=BenchOptions)
+
+
+def register_schema() -> None:
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(name="bench_schema", node=BenchConfig)
+
+
+# ----- configuration ----------------------------------------------------------------------------
+def compose(overrides: Sequence[str]) -> tuple[BenchOptions, dict[str, DictConfig]]:
+    """(bench options, {method: its run configuration at the bench's size}) for the overrides."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+
+    from pinnbench.cli import _register, check_overrides, config_dir
+
+    _register()
+    register_schema()
+    overrides = list(overrides)
+    if any(o.split("=")[0].lstrip("+~") == "method" for o in overrides):
+        raise ConfigError("bench times several methods: name them with bench.methods=[adam,config,...], not method=.")
+    run_overrides = [o for o in overrides if not o.lstrip("+~").startswith("bench.")]
+    bench_keys = [f.name for f in _fields(BenchOptions)]
+    for o in overrides:
+        key = o.lstrip("+~").split("=")[0]
+        if key.startswith("bench.") and key[len("bench."):] not in bench_keys:
+            raise ConfigError(f"{key} is not a bench setting; allowed: {', '.join('bench.' + k for k in bench_keys)}.")
+    check_overrides(run_overrides)
+
+    def load(extra: list[str]) -> DictConfig:
+        GlobalHydra.instance().clear()
+        try:
+            with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+                return hydra_compose("bench", overrides=overrides + extra)
+        except HydraException as exc:
+            message = " ".join(str(exc).split()).split(" Config search path")[0]
+            if "bench." in message or "BenchOptions" in message:
+                message += f" (bench keys: {', '.join(f.name for f in _fields(BenchOptions))})"
+            raise ConfigError(message) from None
+        finally:
+            GlobalHydra.instance().clear()
+
+    base = load([])
+    options: BenchOptions = OmegaConf.to_object(base.bench)
+    configs = {}
+    for name in options.methods:
+        cfg = load([f"method={name}", f"problem.size={options.size}"])
+        with open_dict(cfg):
+            del cfg["bench"]
+        configs[name] = cfg
+    return options, configs
+
+
+def _fields(cls: type) -> list:
+    import dataclasses
+
+    return dataclasses.fields(cls)
+
+
+# ----- the two implementations of an iteration ----------------------------------------------------
+class StraightforwardLosses:
+    """The :class:`~pinnbench.methods.base.Losses` of the straightforward step: each loss computed
+    on its own from points drawn for every term at the start of the iteration."""
+
+    def __init__(self, problem: Problem, model: torch.nn.Module, groups) -> None:
+        self.problem, self.model, self.groups = problem, model, groups
+        self.n_losses = len(groups)
+        self.batches: dict[str, Batch] = {}
+
+    def each(self, indices: Sequence[int] | None = None) -> list[Tensor]:
+        indices = range(self.n_losses) if indices is None else indices
+        return [self.problem.group_loss(self.model, self.batches, self.groups[i]) for i in indices]
+
+    def __call__(self, indices: Sequence[int] | None = None) -> Tensor:
+        return torch.stack(self.each(indices))
+
+
+class Variant:
+    """One method in one implementation, with its own model, method state and optimiser."""
+
+    def __init__(self, setup: Setup, implementation: str) -> None:
+        self.setup, self.implementation = setup, implementation
+        self.name = setup.method_options.name
+        run, problem = setup.run, setup.problem
+        _seed_everything(run.seed)
+        self.model = MLP(problem.input_dim, problem.output_dim, problem.size.width,
+                         problem.size.hidden_layers).to(setup.device, setup.dtype)
+        self.params = list(self.model.parameters())
+        self.method: Method = setup.method_cls(setup.method_options, len(setup.groups), self.params)
+        self.optimizer = self.method.make_optimizer(run.lr)
+        self.generator = torch.Generator(device=setup.device).manual_seed(run.seed)
+        self.iteration = 0
+        if implementation == OURS:
+            self.losses = GroupLosses(problem, self.model, setup.groups, setup.device, setup.dtype)
+            self._step = self._ours
+        else:
+            self.losses = StraightforwardLosses(problem, self.model, setup.groups)
+            self._step = self._straightforward
+
+    def step(self) -> None:
+        self._step()
+        self.iteration += 1
+
+    def _ours(self) -> None:  # the body of pinnbench.train.train's loop
+        self.losses.batches = LazyBatches(self.setup.problem, self.generator, self.setup.run.seed, self.iteration)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.method.step(self.losses)
+        self.optimizer.step()
+
+    def _straightforward(self) -> None:
+        self.losses.batches = self.setup.problem.sample(self.generator)
+        self.optimizer.zero_grad(set_to_none=True)
+        if isinstance(self.method, GradientMethod):
+            rows = []
+            for loss in self.losses.each():
+                for p in self.params:
+                    p.grad = None
+                loss.backward()
+                rows.append(torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1)
+                                       for p in self.params]))
+            write_gradient(self.params, self.method.aggregate(torch.stack(rows)))
+        else:
+            self.method.step(self.losses)
+        self.optimizer.step()
+
+
+# ----- measurements ------------------------------------------------------------------------------
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_gflops(device: torch.device, dtype: torch.dtype, n: int = 2048, repeats: int = 3) -> float:
+    """Dense matmul throughput: the median of ``repeats`` n × n products, in GFLOP/s."""
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    a @ b
+    times = []
+    for _ in range(repeats):
+        _synchronize(device)
+        start = time.perf_counter()
+        a @ b
+        _synchronize(device)
+        times.append(time.perf_counter() - start)
+    return 2 * n**3 / statistics.median(times) / 1e9
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence the profiler's start/stop lines, which its C++ side writes to file descriptor 2."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def count_flops(step: Callable[[], None], iterations: int) -> float:
+    """Dense matmul FLOPs per iteration: 2·M·K·N summed over the mm/addmm/bmm calls the profiler
+    records while ``step`` runs ``iterations`` times."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with _quiet_stderr(), profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        for _ in range(iterations):
+            step()
+    total = 0
+    for event in prof.events():
+        shapes = event.input_shapes
+        if event.name in ("aten::mm", "aten::addmm") and shapes:
+            a, b = (shapes[0], shapes[1]) if event.name == "aten::mm" else (shapes[1], shapes[2])
+            if len(a) == 2 and len(b) == 2:
+                total += 2 * a[0] * a[1] * b[1]
+        elif event.name in ("aten::bmm", "aten::baddbmm") and shapes:
+            a, b = (shapes[0], shapes[1]) if event.name == "aten::bmm" else (shapes[1], shapes[2])
+            if len(a) == 3 and len(b) == 3:
+                total += 2 * a[0] * a[1] * a[2] * b[2]
+    return total / iterations
+
+
+def _proc_status(key: str) -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def peak_memory_mb(step: Callable[[], None], iterations: int, device: torch.device) -> float | None:
+    """Peak memory of ``iterations`` steps above the memory in use before them (module docstring)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        before = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        for _ in range(iterations):
+            step()
+        torch.cuda.synchronize(device)
+        return (torch.cuda.max_memory_allocated(device) - before) / 2**20
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # reset the resident-set high-water mark to the current resident set
+    except OSError:
+        return None
+    before = _proc_status("VmRSS")
+    for _ in range(iterations):
+        step()
+    peak = _proc_status("VmHWM")
+    return None if before is None or peak is None else max(peak - before, 0) / 2**20
+
+
+# ----- the benchmark ------------------------------------------------------------------------------
+def run_bench(options: BenchOptions, configs: dict[str, DictConfig], say: Callable[[str], None] = print) -> list[dict]:
+    """Time every method (ours and, if asked, straightforward); returns the records."""
+    threads = {cfg.threads for cfg in configs.values()}.pop()  # the run key `threads`, the same for all
+    if threads:
+        torch.set_num_threads(threads)
+    if any(torch.device(cfg.device).type == "cpu" for cfg in configs.values()):
+        keep_freed_memory()  # as the trainer does; both implementations profit
+    variants: list[Variant] = []
+    for name, cfg in configs.items():
+        variants.append(Variant(prepare(cfg), OURS))
+        if options.baseline:
+            with open_dict(cfg):
+                cfg.fast = False
+            variants.append(Variant(prepare(cfg), STRAIGHTFORWARD))
+    first = variants[0].setup
+    device, dtype, problem = first.device, first.dtype, first.problem
+    cycle = math.lcm(*(len(v.setup.groups) for v in variants))
+    timed = math.ceil(options.iterations / cycle) * cycle
+    say(f"pinnbench bench: {problem.name} at size {problem.options.size} (points {dict(problem.size.points)}, "
+        f"network {problem.input_dim}→{problem.size.width}×{problem.size.hidden_layers}→{problem.output_dim}), "
+        f"{dtype}, {device}, {torch.get_num_threads()} threads; {options.rounds} rounds × {timed} iterations per variant.")
+
+    first_seconds: dict[int, float] = {}
+    for index, variant in enumerate(variants):
+        for i in range(max(options.warmup, 1)):
+            _synchronize(device)
+            start = time.perf_counter()
+            variant.step()
+            _synchronize(device)
+            if i == 0:
+                first_seconds[index] = time.perf_counter() - start
+
+    wall: dict[int, list[float]] = {i: [] for i in range(len(variants))}
+    cpu: dict[int, list[float]] = {i: [] for i in range(len(variants))}
+    peaks = []
+    for r in range(options.rounds):
+        order = list(range(len(variants)))
+        order = order[r % len(order):] + order[:r % len(order)]
+        for position, index in enumerate(order):
+            if position == len(order) // 2:
+                peaks.append(matmul_gflops(device, dtype))
+            variant = variants[index]
+            _synchronize(device)
+            start, start_cpu = time.perf_counter(), time.process_time()
+            for _ in range(timed):
+                variant.step()
+            _synchronize(device)
+            wall[index].append((time.perf_counter() - start) / timed)
+            cpu[index].append((time.process_time() - start_cpu) / timed)
+        say(f"  round {r + 1}/{options.rounds}: " + ", ".join(
+            f"{v.name}/{v.implementation[:5]} {1e3 * wall[i][-1]:.1f} ms" for i, v in enumerate(variants)))
+    peak = statistics.median(peaks)
+
+    records = []
+    for index, variant in enumerate(variants):
+        setup = variant.setup
+        k = len(setup.groups)
+        flops = count_flops(variant.step, k)
+        memory = peak_memory_mb(variant.step, k, device) if options.memory else None
+        ms = 1e3 * statistics.median(wall[index])
+        quartiles = statistics.quantiles(wall[index], n=4) if len(wall[index]) > 1 else [wall[index][0]] * 3
+        records.append({
+            "problem": setup.problem.name, "method": variant.name, "implementation": variant.implementation,
+            "n_losses": k, "size": setup.problem.options.size, "points": dict(setup.problem.size.points),
+            "width": setup.problem.size.width, "hidden_layers": setup.problem.size.hidden_layers,
+            "derivatives": str(setup.problem.fast), "dtype": setup.run.dtype, "device": str(device),
+            "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "ms_per_iter": ms, "ms_per_iter_q1": 1e3 * quartiles[0], "ms_per_iter_q3": 1e3 * quartiles[2],
+            "ms_per_iter_min": 1e3 * min(wall[index]), "cpu_ms_per_iter": 1e3 * statistics.median(cpu[index]),
+            "first_iteration_s": first_seconds[index], "rounds": options.rounds, "iterations_per_round": timed,
+            "gflop_per_iter": flops / 1e9, "gflops": flops / 1e9 / (ms / 1e3), "machine_matmul_gflops": peak,
+            "matmul_share": flops / 1e9 / (ms / 1e3) / peak,
+            "peak_memory_mb": memory,
+            "paper_iterations": setup.problem.options.sizes["paper"].iterations
+            if "paper" in setup.problem.options.sizes else None,
+        })
+    _add_ratios(records)
+    return records
+
+
+def _add_ratios(records: list[dict]) -> None:
+    by_key = {(r["method"], r["implementation"]): r for r in records}
+    adam = by_key.get(("adam", OURS))
+    for r in records:
+        base = by_key.get((r["method"], STRAIGHTFORWARD))
+        r["vs_straightforward"] = r["ms_per_iter"] / base["ms_per_iter"] if base else None
+        r["vs_our_adam"] = r["ms_per_iter"] / adam["ms_per_iter"] if adam else None
+        iterations = r["paper_iterations"]
+        r["paper_run_minutes"] = r["ms_per_iter"] * iterations / 6e4 if iterations else None
+
+
+def table(records: list[dict]) -> str:
+    """The ratio table (Markdown) for our implementation of every method."""
+    from tabulate import tabulate
+
+    by_key = {(r["method"], r["implementation"]): r for r in records}
+    rows = []
+    for r in records:
+        if r["implementation"] != OURS:
+            continue
+        base = by_key.get((r["method"], STRAIGHTFORWARD))
+
+        def fmt(value: float | None, pattern: str) -> str:
+            return "–" if value is None else pattern.format(value)
+
+        rows.append([r["method"], r["n_losses"], fmt(r["ms_per_iter"], "{:.1f}"),
+                     fmt(base["ms_per_iter"] if base else None, "{:.1f}"),
+                     fmt(r["vs_straightforward"], "{:.2f}×"), fmt(r["vs_our_adam"], "{:.2f}×"),
+                     fmt(r["gflop_per_iter"], "{:.2f}"), fmt(r["matmul_share"], "{:.0%}"),
+                     fmt(r["peak_memory_mb"], "{:.0f}"),
+                     fmt(base["peak_memory_mb"] if base else None, "{:.0f}"),
+                     fmt(r["paper_run_minutes"], "{:.1f}")])
+    headers = ["method", "losses", "ms/iter", "straightforward ms/iter", "× straightforward", "× our Adam",
+               "GFLOP/iter", "matmul share", "peak MB", "straightforward peak MB", "paper run (min)"]
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def summary(records: list[dict]) -> str:
+    r = records[0]
+    return (f"{r['problem']} ({r['size']} size), {r['dtype']}, {r['device']}, {r['threads']} threads, "
+            f"torch {r['torch']}; median of {r['rounds']} rounds × {r['iterations_per_round']} iterations. "
+            f"Dense matmul: {r['machine_matmul_gflops']:.0f} GFLOP/s (2048², {r['dtype']}). "
+            f"Our first iteration (compilation included): "
+            + ", ".join(f"{x['method']} {x['first_iteration_s']:.1f} s" for x in records if x["implementation"] == OURS)
+            + ". Paper run = ms/iter × the paper's iterations.")
+
+
+def bench(overrides: Sequence[str], say: Callable[[str], None] = print) -> list[dict]:
+    """``pinnbench bench [overrides]``: run, write ``bench.out`` (JSON records), print the table."""
+    options, configs = compose(overrides)
+    records = run_bench(options, configs, say)
+    out = Path(options.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(records, indent=2) + "\n")
+    os.replace(tmp, out)
+    say("")
+    say(table(records))
+    say("")
+    say(summary(records))
+    say(f"records in {out}")
+    return records

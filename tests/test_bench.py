@@ -1,0 +1,126 @@
+"""The fast training path equals the straightforward one, lazy sampling, and ``pinnbench bench``.
+
+No timing is asserted here: the speed targets live in the benchmark's output only.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from pinnbench import bench, records
+from pinnbench.allocator import keep_freed_memory
+from pinnbench.cli import config_dir
+from pinnbench.errors import ConfigError
+from pinnbench.train import prepare, train
+from problems.base import LazyBatches
+from tests.conftest import TINY, compose_config, run_cli
+
+METHODS = sorted(p.stem for p in (config_dir() / "method").glob("*.yaml"))
+TINY_PAPER = ("problem.sizes.paper.points.residual=48", "problem.sizes.paper.points.boundary=12",
+              "problem.sizes.paper.points.initial=12", "problem.sizes.paper.width=12")
+RECORD_KEYS = {"problem", "method", "implementation", "n_losses", "ms_per_iter", "peak_memory_mb", "gflop_per_iter",
+               "matmul_share", "machine_matmul_gflops", "vs_straightforward", "vs_our_adam", "paper_run_minutes"}
+
+
+def final_parameters(run_dir: Path) -> dict[str, torch.Tensor]:
+    return records.load_checkpoint(run_dir / records.CHECKPOINT)["model"]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_fast_training_steps_give_the_parameters_of_the_straightforward_path(tmp_path, method):
+    pytest.importorskip("torchjd") if method == "torchjd" else None
+    common = (*TINY, f"method={method}", "dtype=float64", "budget.iterations=6", "eval_every=6", "compile=false")
+    fast = train(prepare(compose_config(*common, "fast=true")), tmp_path / "fast")
+    slow = train(prepare(compose_config(*common, "fast=false")), tmp_path / "slow")
+    assert fast["status"] == slow["status"] == "completed"
+    a, b = final_parameters(tmp_path / "fast"), final_parameters(tmp_path / "slow")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-9, atol=1e-11, msg=key)
+
+
+def test_lazy_points_depend_on_seed_iteration_and_term_only():
+    problem = prepare(compose_config(*TINY)).problem
+    generator = torch.Generator()
+    forward = LazyBatches(problem, generator, 0, 7)
+    backward = LazyBatches(problem, generator, 0, 7)
+    for term in problem.terms:
+        forward[term]
+    for term in reversed(problem.terms):
+        backward[term]
+    for term in problem.terms:
+        torch.testing.assert_close(forward[term].inputs, backward[term].inputs)
+    assert not torch.equal(LazyBatches(problem, generator, 0, 8)["residual"].inputs, forward["residual"].inputs)
+    assert not torch.equal(LazyBatches(problem, generator, 1, 7)["residual"].inputs, forward["residual"].inputs)
+
+
+def test_mconfig_draws_and_evaluates_only_the_loss_it_refreshes(tmp_path, monkeypatch):
+    if "mconfig" not in METHODS:
+        pytest.skip("no configs/method/mconfig.yaml")
+    setup = prepare(compose_config(*TINY, "method=mconfig", "budget.iterations=6", "eval_every=6"))
+    drawn = []
+    original = setup.problem.sample_term
+    monkeypatch.setattr(setup.problem, "sample_term", lambda term, *a: drawn.append(term) or original(term, *a))
+    train(setup, tmp_path)
+    assert drawn == ["residual", "boundary", "initial"] * 2
+
+
+def test_the_straightforward_step_is_the_same_step_as_ours():
+    for method in [m for m in ("adam", "config", "mconfig") if m in METHODS]:
+        cfg = compose_config(*TINY, f"method={method}", "dtype=float64", "compile=false")
+        ours = bench.Variant(prepare(cfg), bench.OURS)
+        cfg.fast = False
+        plain = bench.Variant(prepare(cfg), bench.STRAIGHTFORWARD)
+        for _ in range(4):  # the straightforward variant gets the points ours draws
+            points = LazyBatches(ours.setup.problem, torch.Generator(), 0, ours.iteration)
+            plain.setup.problem.sample = lambda generator, points=points: {t: points[t] for t in points.problem.terms}
+            ours.step()
+            plain.step()
+        for a, b in zip(ours.params, plain.params):
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11, msg=method)
+
+
+def test_bench_writes_its_records_and_prints_the_ratio_table(tmp_path):
+    methods = [m for m in ("adam", "config", "mconfig") if m in METHODS]
+    out = tmp_path / "bench.json"
+    result = run_cli("bench", *TINY_PAPER, "compile=false", f"bench.methods=[{','.join(methods)}]",
+                     "bench.iterations=1", "bench.rounds=2", "bench.warmup=1", f"bench.out={out}")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(out.read_text())
+    assert {(r["method"], r["implementation"]) for r in rows} == {(m, i) for m in methods
+                                                                  for i in (bench.OURS, bench.STRAIGHTFORWARD)}
+    for row in rows:
+        assert RECORD_KEYS <= set(row), RECORD_KEYS - set(row)
+        assert row["problem"] == "burgers" and row["size"] == "paper" and row["points"]["residual"] == 48
+        assert row["ms_per_iter"] > 0 and row["gflop_per_iter"] > 0 and row["vs_our_adam"] > 0
+        assert row["iterations_per_round"] % row["n_losses"] == 0
+    assert "× straightforward" in result.stdout and "records in" in result.stdout
+    for method in methods:
+        assert f"| {method}" in result.stdout
+
+
+@pytest.mark.parametrize("overrides, words", [
+    (["bench.iteratons=3"], "bench.iterations"),
+    (["method=adam"], "bench.methods"),
+    (["bench.rounds=0"], "positive"),
+    (["dtyp=float64"], "not a setting"),
+    (["bench.methods=[adam,nosuch]"], "nosuch"),
+])
+def test_bad_bench_settings_fail_before_anything_runs(overrides, words):
+    with pytest.raises(ConfigError, match=words):
+        bench.compose(overrides)
+
+
+def test_bench_composes_the_run_configuration_of_every_method_at_paper_size():
+    options, configs = bench.compose(["problem=kovasznay", "n_losses=2", "bench.methods=[adam,config]"])
+    assert list(configs) == ["adam", "config"] and options.size == "paper"
+    setup = prepare(configs["config"])
+    assert setup.problem.name == "kovasznay" and setup.problem.options.size == "paper"
+    assert setup.method_options.name == "config" and setup.problem.fast == "compiled"  # a 100 000-iteration size
+
+
+def test_keeping_freed_memory_is_idempotent():
+    assert keep_freed_memory() == keep_freed_memory()
