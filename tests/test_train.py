@@ -109,6 +109,7 @@ def test_walltime_budget_excludes_evaluation_and_reaches_the_end_of_the_schedule
     # the schedule follows the elapsed fraction of the budget: the last step's lr lies between the
     # schedule's values at the clock readings that bracket that step, and the last one is the end
     last, before = history.iloc[-1], history.iloc[-2]
-    schedule = [cosine_with_warmup(min(t / 1.0, 1.0), 0.01, 1e-3, 1e-4) for t in (last.seconds, before.seconds)]
+    # (the schedule rises during the 1 % warm-up, so the upper bracket is taken after it)
+    schedule = [cosine_with_warmup(min(t / 1.0, 1.0), 0.01, 1e-3, 1e-4) for t in (last.seconds, max(before.seconds, 0.01))]
     assert schedule[0] * (1 - 1e-9) <= last.lr <= schedule[1] * (1 + 1e-9)
     assert schedule[0] == pytest.approx(1e-4)

@@ -26,17 +26,21 @@ METHODS = sorted(p.stem for p in (config_dir() / "method").glob("*.yaml"))
 PROBLEMS = sorted(p.stem for p in (config_dir() / "problem").glob("*.yaml"))
 
 
+def problem_node(problem: str):
+    """The composed ``problem`` node (a problem YAML may also set global defaults)."""
+    return compose_config(f"problem={problem}").problem
+
+
 def tiny_problem(problem: str) -> list[str]:
     """Overrides that shrink a problem: few points per term and a small network."""
-    node = OmegaConf.load(config_dir() / "problem" / f"{problem}.yaml")
-    size = node.sizes.cpu
+    size = problem_node(problem).sizes.cpu
     overrides = [f"problem.sizes.cpu.points.{term}={64 if term == 'residual' else 16}" for term in size.points]
     overrides += [f"problem.sizes.cpu.{key}={value}" for key, value in (("width", 16), ("hidden_layers", 2)) if key in size]
     return overrides
 
 
 def groupings(problem: str) -> list[int]:
-    target = OmegaConf.load(config_dir() / "problem" / f"{problem}.yaml")._target_
+    target = problem_node(problem)._target_
     return sorted(get_class(target).groupings)
 
 
