@@ -89,6 +89,18 @@ def _plain(node: Any) -> Any:
     return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
 
 
+def typed(schema: type, values: dict[str, Any], prefix: str = "") -> Any:
+    """An instance of dataclass ``schema`` from plain ``values``, types checked by OmegaConf and
+    ``__post_init__`` run; a mismatch is a :class:`ConfigError` naming ``prefix + key``."""
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), values))
+    except ConfigError:
+        raise
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None) or "?"
+        raise ConfigError(f"{prefix}{key}: {getattr(exc, 'msg', exc)}".split("\n")[0]) from None
+
+
 def typed_options(group: str, node: DictConfig) -> tuple[type, Any]:
     """(class, validated Options instance) for a ``problem`` or ``method`` config node."""
     if not isinstance(node, DictConfig) or "_target_" not in node:
@@ -107,27 +119,12 @@ def typed_options(group: str, node: DictConfig) -> tuple[type, Any]:
             f"{group}.{unknown[0]} is not an option of {group} {values.get('name', target)!r}; "
             f"allowed: {', '.join(allowed)}."
         )
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(schema), values)
-        options = OmegaConf.to_object(merged)
-    except ConfigError:
-        raise
-    except OmegaConfBaseException as exc:
-        key = getattr(exc, "full_key", None) or "?"
-        raise ConfigError(f"{group}.{key}: {exc.msg if hasattr(exc, 'msg') else exc}".split("\n")[0]) from None
-    return cls, options
+    return cls, typed(schema, values, prefix=f"{group}.")
 
 
 def run_options(cfg: DictConfig) -> RunConfig:
     """The validated top-level settings (problem and method left as config nodes)."""
     values = {k: v for k, v in _plain(cfg).items() if k not in ("problem", "method", "hydra")}
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(RunConfig), values)
-        run = OmegaConf.to_object(merged)
-    except ConfigError:
-        raise
-    except OmegaConfBaseException as exc:
-        key = getattr(exc, "full_key", None) or "?"
-        raise ConfigError(f"{key}: {getattr(exc, 'msg', exc)}".split("\n")[0]) from None
+    run = typed(RunConfig, values)
     run.problem, run.method = cfg.problem, cfg.method
     return run
