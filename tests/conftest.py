@@ -29,6 +29,19 @@ def compose_config(*overrides: str):
         GlobalHydra.instance().clear()
 
 
+def problem_node(problem: str):
+    """The composed ``problem`` node (a problem YAML may also set global defaults)."""
+    return compose_config(f"problem={problem}").problem
+
+
+def tiny_problem(problem: str) -> list[str]:
+    """Overrides that shrink a problem: few points per term and a small network."""
+    size = problem_node(problem).sizes.cpu
+    overrides = [f"problem.sizes.cpu.points.{term}={64 if term == 'residual' else 16}" for term in size.points]
+    overrides += [f"problem.sizes.cpu.{key}={value}" for key, value in (("width", 16), ("hidden_layers", 2)) if key in size]
+    return overrides
+
+
 @pytest.fixture
 def make_config():
     return compose_config

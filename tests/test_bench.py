@@ -17,7 +17,7 @@ from pinnbench.cli import config_dir
 from pinnbench.errors import ConfigError
 from pinnbench.train import prepare, train
 from problems.base import LazyBatches
-from tests.conftest import TINY, compose_config, run_cli
+from tests.conftest import TINY, compose_config, run_cli, tiny_problem
 
 METHODS = sorted(p.stem for p in (config_dir() / "method").glob("*.yaml"))
 TINY_PAPER = ("problem.sizes.paper.points.residual=48", "problem.sizes.paper.points.boundary=12",
@@ -34,6 +34,22 @@ def final_parameters(run_dir: Path) -> dict[str, torch.Tensor]:
 def test_fast_training_steps_give_the_parameters_of_the_straightforward_path(tmp_path, method):
     pytest.importorskip("torchjd") if method == "torchjd" else None
     common = (*TINY, f"method={method}", "dtype=float64", "budget.iterations=6", "eval_every=6", "compile=false")
+    fast = train(prepare(compose_config(*common, "fast=true")), tmp_path / "fast")
+    slow = train(prepare(compose_config(*common, "fast=false")), tmp_path / "slow")
+    assert fast["status"] == slow["status"] == "completed"
+    a, b = final_parameters(tmp_path / "fast"), final_parameters(tmp_path / "slow")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-9, atol=1e-11, msg=key)
+
+
+PROBLEMS = sorted(p.stem for p in (config_dir() / "problem").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("method", ["config", "mconfig"])
+@pytest.mark.parametrize("problem", PROBLEMS)
+def test_every_problem_trains_to_the_same_parameters_on_both_paths(tmp_path, problem, method):
+    common = (f"problem={problem}", *tiny_problem(problem), f"method={method}", "dtype=float64",
+              "budget.iterations=4", "eval_every=4", "compile=false", "quiet=true", "plot=false")
     fast = train(prepare(compose_config(*common, "fast=true")), tmp_path / "fast")
     slow = train(prepare(compose_config(*common, "fast=false")), tmp_path / "slow")
     assert fast["status"] == slow["status"] == "completed"

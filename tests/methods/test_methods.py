@@ -19,24 +19,11 @@ from pinnbench.errors import ConfigError
 from pinnbench.methods.base import WeightingMethod
 from pinnbench.settings import typed_options
 from pinnbench.train import prepare, train
-from tests.conftest import TINY, compose_config, run_cli
+from tests.conftest import TINY, compose_config, problem_node, run_cli, tiny_problem
 from tests.methods.toy import ToyLosses, flat_gradient, small_network
 
 METHODS = sorted(p.stem for p in (config_dir() / "method").glob("*.yaml"))
 PROBLEMS = sorted(p.stem for p in (config_dir() / "problem").glob("*.yaml"))
-
-
-def problem_node(problem: str):
-    """The composed ``problem`` node (a problem YAML may also set global defaults)."""
-    return compose_config(f"problem={problem}").problem
-
-
-def tiny_problem(problem: str) -> list[str]:
-    """Overrides that shrink a problem: few points per term and a small network."""
-    size = problem_node(problem).sizes.cpu
-    overrides = [f"problem.sizes.cpu.points.{term}={64 if term == 'residual' else 16}" for term in size.points]
-    overrides += [f"problem.sizes.cpu.{key}={value}" for key, value in (("width", 16), ("hidden_layers", 2)) if key in size]
-    return overrides
 
 
 def groupings(problem: str) -> list[int]:
