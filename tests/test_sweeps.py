@@ -19,7 +19,8 @@ from hydra.core.global_hydra import GlobalHydra
 
 from pinnbench import cli, sweep
 from pinnbench.cli import _register, config_dir, run_name
-from tests.conftest import TINY
+from pinnbench.train import prepare, train
+from tests.conftest import TINY, compose_config
 
 FAST = ("budget.iterations=5", *TINY)
 METHODS = {"adam", "lra", "minmax", "relobralo", "pcgrad", "imtlg", "config", "mconfig"}
@@ -177,6 +178,16 @@ def test_device_cuda_without_a_gpu_is_a_clear_error(tmp_path):
                                "seed=0", *FAST, sweep_dir=tmp_path)
     assert experiment.returncode == 1 and "sweep of 1 runs" in experiment.stdout
     assert "ConfigError: device=cuda was asked for" in experiment.stdout
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("method", ["config", "mconfig"])
+def test_device_cuda_trains_on_the_gpu_as_on_the_cpu(tmp_path, method):
+    common = (*FAST, f"method={method}", "dtype=float64", "compile=false", "fast=true")
+    on_gpu = train(prepare(compose_config(*common, "device=cuda")), tmp_path / "gpu")
+    on_cpu = train(prepare(compose_config(*common, "device=cpu")), tmp_path / "cpu")
+    assert on_gpu["status"] == "completed" and on_gpu["device"].startswith("cuda")
+    assert on_gpu["test_mse"] == pytest.approx(on_cpu["test_mse"], rel=1e-6)
 
 
 # --- locks -------------------------------------------------------------------------------------
