@@ -30,16 +30,21 @@ def final_parameters(run_dir: Path) -> dict[str, torch.Tensor]:
     return records.load_checkpoint(run_dir / records.CHECKPOINT)["model"]
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_fast_training_steps_give_the_parameters_of_the_straightforward_path(tmp_path, method):
-    pytest.importorskip("torchjd") if method == "torchjd" else None
-    common = (*TINY, f"method={method}", "dtype=float64", "budget.iterations=6", "eval_every=6", "compile=false")
+def assert_both_paths_train_alike(tmp_path: Path, *overrides: str) -> None:
+    """The run of ``overrides`` ends with the same parameters on the fast and straightforward paths."""
+    common = (*overrides, "dtype=float64", "compile=false", "quiet=true", "plot=false")
     fast = train(prepare(compose_config(*common, "fast=true")), tmp_path / "fast")
     slow = train(prepare(compose_config(*common, "fast=false")), tmp_path / "slow")
     assert fast["status"] == slow["status"] == "completed"
     a, b = final_parameters(tmp_path / "fast"), final_parameters(tmp_path / "slow")
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-9, atol=1e-11, msg=key)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_fast_training_steps_give_the_parameters_of_the_straightforward_path(tmp_path, method):
+    pytest.importorskip("torchjd") if method == "torchjd" else None
+    assert_both_paths_train_alike(tmp_path, *TINY, f"method={method}", "budget.iterations=6", "eval_every=6")
 
 
 PROBLEMS = sorted(p.stem for p in (config_dir() / "problem").glob("*.yaml"))
@@ -48,14 +53,8 @@ PROBLEMS = sorted(p.stem for p in (config_dir() / "problem").glob("*.yaml"))
 @pytest.mark.parametrize("method", ["config", "mconfig"])
 @pytest.mark.parametrize("problem", PROBLEMS)
 def test_every_problem_trains_to_the_same_parameters_on_both_paths(tmp_path, problem, method):
-    common = (f"problem={problem}", *tiny_problem(problem), f"method={method}", "dtype=float64",
-              "budget.iterations=4", "eval_every=4", "compile=false", "quiet=true", "plot=false")
-    fast = train(prepare(compose_config(*common, "fast=true")), tmp_path / "fast")
-    slow = train(prepare(compose_config(*common, "fast=false")), tmp_path / "slow")
-    assert fast["status"] == slow["status"] == "completed"
-    a, b = final_parameters(tmp_path / "fast"), final_parameters(tmp_path / "slow")
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=1e-9, atol=1e-11, msg=key)
+    assert_both_paths_train_alike(tmp_path, f"problem={problem}", *tiny_problem(problem), f"method={method}",
+                                  "budget.iterations=4", "eval_every=4")
 
 
 def test_lazy_points_depend_on_seed_iteration_and_term_only():
