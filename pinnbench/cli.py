@@ -34,6 +34,13 @@ def config_dir() -> Path:
     return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / "configs"
 
 
+def extra_overrides(overrides) -> list[str]:
+    """The overrides a run directory's name does not spell out (neither a key of the name nor a
+    neutral one), sorted, without their ``+``/``~`` prefix."""
+    stripped = (str(o).lstrip("+~") for o in overrides)
+    return sorted(o for o in stripped if o.split("=")[0] not in RUN_NAME_KEYS | NEUTRAL_KEYS and not o.startswith("hydra"))
+
+
 def run_name(*, _root_: DictConfig) -> str:
     """``<problem>-<size>/<method>-n<k>-<budget>-seed<s>[-<hash of other overrides>]``: a pure
     function of the overrides, so a relaunched sweep finds its runs again."""
@@ -47,9 +54,7 @@ def run_name(*, _root_: DictConfig) -> str:
     else:
         label = f"wall{budget.seconds:g}s"
     name = f"{problem}-{cfg.problem.size}/{method}-n{cfg.n_losses}-{label}-seed{cfg.seed}"
-    extras = sorted(o.lstrip("+~") for o in cfg.hydra.overrides.task
-                    if o.lstrip("+~").split("=")[0] not in RUN_NAME_KEYS | NEUTRAL_KEYS
-                    and not o.lstrip("+~").startswith("hydra"))
+    extras = extra_overrides(cfg.hydra.overrides.task)
     if extras:
         name += "-" + hashlib.sha1(";".join(extras).encode()).hexdigest()[:8]
     return name

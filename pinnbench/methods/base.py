@@ -42,6 +42,8 @@ class MethodOptions:
     """Options every method has; a method adds its own in a subclass."""
 
     name: str = "method"
+    label_keys: ClassVar[tuple[str, ...]] = ()
+    """Options that :attr:`label` spells out; a report names other changed options beside it."""
 
     @property
     def label(self) -> str:

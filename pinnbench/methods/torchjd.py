@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass, field
-from typing import Any, Dict, Sequence
+from typing import Any, ClassVar, Dict, Sequence
 
 from torch import Tensor
 
@@ -51,10 +51,13 @@ class TorchJDOptions(MethodOptions):
     name: str = "torchjd"
     aggregator: str = "UPGrad"
     kwargs: Dict[str, Any] = field(default_factory=dict)
+    label_keys: ClassVar[tuple[str, ...]] = ("aggregator", "kwargs")
 
     @property
     def label(self) -> str:
-        return f"torchjd-{self.aggregator.lower()}"
+        """``torchjd-upgrad``, with the aggregator's keyword arguments if any: ``torchjd-cagrad(c=0.4)``."""
+        arguments = ",".join(f"{k}={v}" for k, v in sorted(self.kwargs.items()))
+        return f"torchjd-{self.aggregator.lower()}" + (f"({arguments})" if arguments else "")
 
     def validate(self, n_losses: int) -> None:
         make_aggregator(self.aggregator, dict(self.kwargs))

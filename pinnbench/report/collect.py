@@ -20,7 +20,8 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from pinnbench import records
-from pinnbench.cli import NEUTRAL_KEYS, RUN_NAME_KEYS
+from pinnbench.cli import extra_overrides
+from pinnbench.settings import typed_options
 from pinnbench.errors import ConfigError
 
 COMPLETED, INCOMPLETE, UNREADABLE = "completed", "incomplete", "unreadable"
@@ -61,16 +62,27 @@ def find_run_dirs(paths: Iterable[str | os.PathLike]) -> list[Path]:
 
 
 def variant_tag(variant: str) -> str:
-    """The 8-character hash of a variant: the suffix ``run_name`` gives the run directories."""
+    """An 8-character hash of a variant, to name its figures' files."""
     return hashlib.sha1(variant.encode()).hexdigest()[:8] if variant else ""
 
 
 def variant(overrides: list[str]) -> str:
-    """The overrides that a run directory's name does not spell out (the part ``run_name`` hashes),
-    joined by ``;``; empty for a run with default settings."""
-    extras = (o.lstrip("+~") for o in overrides)
-    return ";".join(sorted(o for o in extras if o.split("=")[0] not in RUN_NAME_KEYS | NEUTRAL_KEYS
-                           and not o.startswith("hydra")))
+    """The overrides that neither a run directory's name nor the method's options spell out, joined
+    by ``;``: runs of one setting differ only by method and seed. Empty with default settings."""
+    return ";".join(o for o in extra_overrides(overrides) if not o.startswith("method."))
+
+
+def method_label(method_node: dict[str, Any], overrides: list[str]) -> str | None:
+    """The method as reports name it: its label (``mconfig``, ``torchjd-upgrad``), and any other
+    option changed by an override in brackets (``mconfig [refresh=2]``)."""
+    name = method_node.get("name")
+    try:
+        _, options = typed_options("method", OmegaConf.create(method_node))
+    except Exception:  # a method this installation does not have: its name is all we know
+        return name
+    changed = [o.removeprefix("method.") for o in extra_overrides(overrides) if o.startswith("method.")]
+    rest = [o for o in changed if o.split("=")[0].split(".")[0] not in type(options).label_keys]
+    return options.label + (f" [{';'.join(rest)}]" if rest else "")
 
 
 def _from_config(run_dir: Path) -> dict[str, Any]:
@@ -86,8 +98,10 @@ def _from_config(run_dir: Path) -> dict[str, Any]:
         row.update(problem=problem.get("name"), size=size, method=method.get("name"), n_losses=cfg.get("n_losses"),
                    seed=cfg.get("seed"), budget=budget.get("kind"), budget_amount=amount, device=cfg.get("device"))
     overrides_path = run_dir / ".hydra" / "overrides.yaml"
-    if overrides_path.is_file():
-        row["variant"] = variant([str(o) for o in OmegaConf.load(overrides_path)])
+    overrides = [str(o) for o in OmegaConf.load(overrides_path)] if overrides_path.is_file() else []
+    row["variant"] = variant(overrides)
+    if config_path.is_file() and method:
+        row["method"] = method_label(method, overrides)
     return row
 
 
@@ -120,7 +134,9 @@ def read_run(run_dir: str | os.PathLike) -> dict[str, Any]:
         row.update(status=INCOMPLETE, note=f"no {records.SUMMARY}: interrupted, still running or half-written",
                    **_last_history_row(run_dir))
         return row
-    row.update({k: v for k, v in summary.items() if (k in COLUMNS or k.startswith("mse_")) and v is not None})
+    named = row.get("method") is not None  # the label from the configuration also names changed options
+    row.update({k: v for k, v in summary.items()
+                if (k in COLUMNS or k.startswith("mse_")) and v is not None and not (named and k == "method")})
     row.setdefault("status", UNREADABLE)
     if row["status"] != COMPLETED:
         row.setdefault("note", f"{row['status']}: {summary['error']}" if summary.get("error")

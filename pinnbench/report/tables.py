@@ -83,12 +83,6 @@ def setting_label(row, short: bool = False) -> str:
     return f"{text} [{variant_tag(row['variant']) if short else row['variant']}]"
 
 
-def _baseline_key(row) -> tuple:
-    """Adam's setting for ``row``: the same setting, method options (``method.*``) set aside."""
-    options = ";".join(o for o in row["variant"].split(";") if o and not o.startswith("method."))
-    return tuple(row[k] for k in SETTING[:-1]) + (options,)
-
-
 def summarize(runs: pd.DataFrame, n_resamples: int = N_RESAMPLES, seed: int = CI_SEED) -> Summary:
     """Group ``runs`` (from :func:`~pinnbench.report.collect.collect_runs`) over seeds."""
     notes: list[str] = []
@@ -116,13 +110,13 @@ def summarize(runs: pd.DataFrame, n_resamples: int = N_RESAMPLES, seed: int = CI
     adam = {}
     for i, row in table.iterrows():
         if row["method"] == BASELINE and row["n_seeds"] > 0:
-            adam.setdefault(_baseline_key(row), []).append(i)
+            adam.setdefault(tuple(row[k] for k in SETTING), []).append(i)
     for i, row in table.iterrows():
         label = f"{setting_label(row)} {row['method']}"
         if row["n_seeds"] == 0:
             notes.append(f"{label}: no completed run ({row['n_excluded']} excluded); no mean, no improvement.")
             continue
-        matches = adam.get(_baseline_key(row), [])
+        matches = adam.get(tuple(row[k] for k in SETTING), [])
         if not matches:
             notes.append(f"{label}: no completed Adam run in this setting; improvement left empty.")
             continue

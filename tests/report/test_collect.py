@@ -6,7 +6,11 @@ import pandas as pd
 import pytest
 
 from pinnbench.errors import ConfigError
-from pinnbench.report.collect import collect_runs, find_run_dirs, variant
+from omegaconf import OmegaConf
+
+from pinnbench.cli import config_dir
+from pinnbench.report.collect import collect_runs, find_run_dirs, method_label, variant
+from pinnbench.report.tables import summarize
 from tests.report.conftest import write_run
 
 
@@ -68,6 +72,33 @@ def test_overrides_outside_the_run_name_make_a_variant(tmp_path):
         == "lr=0.01"
     write_run(tmp_path, overrides=["lr=0.01"])
     assert collect_runs([tmp_path]).iloc[0]["variant"] == "lr=0.01"
+
+
+def method_node(name: str, **options) -> dict:
+    node = OmegaConf.load(config_dir() / "method" / f"{name}.yaml")
+    return OmegaConf.to_container(OmegaConf.merge(node, options))
+
+
+def test_method_options_name_the_method_and_leave_the_setting_alone():
+    assert variant(["method=mconfig", "method.refresh=2", "+lr=0.01"]) == "lr=0.01"
+    assert method_label(method_node("mconfig", refresh=2), ["method=mconfig", "method.refresh=2"]) \
+        == "mconfig [refresh=2]"
+    assert method_label(method_node("mconfig"), ["method=mconfig"]) == "mconfig"
+    assert method_label(method_node("torchjd", aggregator="MGDA"), ["method.aggregator=MGDA"]) == "torchjd-mgda"
+    cagrad = method_node("torchjd", aggregator="CAGrad", kwargs={"c": 0.4})
+    assert method_label(cagrad, ["method.aggregator=CAGrad", "+method.kwargs.c=0.4"]) == "torchjd-cagrad(c=0.4)"
+    assert method_label({"_target_": "nowhere.Method", "name": "gone"}, ["method.x=1"]) == "gone"
+
+
+def test_runs_differing_only_by_method_options_share_adam_and_the_setting(tmp_path):
+    for seed in (0, 1):
+        write_run(tmp_path, method="adam", seed=seed, test_mse=0.02)
+        write_run(tmp_path / "upgrad", method="torchjd", seed=seed, test_mse=0.01,
+                  overrides=["method.aggregator=UPGrad"])
+    runs = collect_runs([tmp_path])
+    assert set(runs["variant"]) == {""}
+    table = summarize(runs, n_resamples=100).table.set_index("method")
+    assert table.loc["torchjd", "improvement_over_adam_percent"] == pytest.approx(50.0)
 
 
 def test_a_missing_path_or_one_without_runs_is_a_clear_error(tmp_path):
