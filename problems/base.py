@@ -1,17 +1,28 @@
 """The Problem contract: collocation points, loss terms, groupings and the exact reference.
 
 A problem names its loss terms (``residual``, ``boundary``, ``initial``, …) and how they are grouped
-into the losses a method sees (``groupings[n_losses]``); a group's loss is the sum of its terms'
-losses. Each term's loss is the mean over its points of the squared residual, summed over the
-equations or fields it constrains. A problem computes only the terms it is asked for.
+into the losses a method sees (``groupings[n_losses]``). A problem computes only the terms it is
+asked for.
+
+How a term's pointwise squared residuals [N, columns] become one number is the option
+``reduction`` (Liu, Chu, Thuerey 2025, code ``experiments/PINN/lib_pinns/<problem>/trainer.py``):
+
+* ``paper`` (default), as the paper's code: a PDE residual is the sum over its equations of the
+  mean over points; a data term (boundary, initial values) is the mean over all N × columns
+  entries; a group of several terms is one mean over the entries of all its terms' points
+  concatenated (``group_reduction = "concat"``; Burgers, Beltrami) or the sum of its terms' losses
+  (``"sum"``; Schrödinger). A problem may set a term's reduction in ``term_reductions``.
+* ``per_column``: every term is the mean over points summed over columns, and a group is the sum of
+  its terms' losses (every field weighs as much as one equation).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Callable, ClassVar, Dict
 
@@ -38,13 +49,34 @@ class Size:
     iterations: int = 1000
 
 
+REDUCTIONS = ("paper", "per_column")
+TEST_REFERENCES = ("paper", "exact")
+
+
+def check_choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
+    """Raise a :class:`ConfigError` naming ``problem.<key>`` unless ``value`` is one of ``allowed``."""
+    if value not in allowed:
+        raise ConfigError(f"problem.{key}={value!r} is not a choice; allowed: {', '.join(allowed)}.")
+
+
 @dataclass
 class ProblemOptions:
-    """Options every problem has; a problem adds its physical parameters in a subclass."""
+    """Options every problem has; a problem adds its physical parameters in a subclass.
+
+    ``reduction``: ``paper`` | ``per_column`` (module docstring). ``test_reference``: what
+    ``test_mse`` is scored against, ``paper`` (the paper's data file where it has one, else the
+    exact solution, as the paper does) or ``exact`` (our exact reference); both are recorded.
+    """
 
     name: str = "problem"
     size: str = "cpu"
     sizes: Dict[str, Size] = field(default_factory=dict)
+    reduction: str = "paper"
+    test_reference: str = "paper"
+
+    def __post_init__(self) -> None:
+        check_choice("reduction", self.reduction, REDUCTIONS)
+        check_choice("test_reference", self.test_reference, TEST_REFERENCES)
 
 
 @dataclass
@@ -96,17 +128,32 @@ def cache_dir() -> Path:
     return Path(os.environ.get("PINNBENCH_CACHE", Path.home() / ".cache" / "pinnbench"))
 
 
+PAPER_DATA_DIRS = [Path(__file__).resolve().parent / "data",
+                   Path(__file__).resolve().parent.parent.parent / "shared" / "reference"]
+"""Where the paper's data files are looked for after $PINNBENCH_REFERENCE_DIR."""
+
+
 def paper_data(filename: str) -> Path | None:
     """The paper's data file ``filename`` (e.g. ``schrodinger_NLS.mat``), or None when absent.
 
-    Looked for in $PINNBENCH_REFERENCE_DIR, then in ``<repository>/../shared/reference``.
+    Looked for in $PINNBENCH_REFERENCE_DIR, then in :data:`PAPER_DATA_DIRS` (``problems/data/``,
+    ``<repository>/../shared/reference``).
     """
     folders = [Path(os.environ[REFERENCE_DIR_ENV])] if os.environ.get(REFERENCE_DIR_ENV) else []
-    folders.append(Path(__file__).resolve().parent.parent.parent / "shared" / "reference")
-    for folder in folders:
+    for folder in folders + PAPER_DATA_DIRS:
         if (folder / filename).is_file():
             return folder / filename
     return None
+
+
+def field_errors(prediction: Tensor, truth: Tensor, names: tuple[str, ...]) -> dict[str, float]:
+    """``mse_<name>`` and ``rel_l2_<name>`` = ‖pred − ref‖₂ / ‖ref‖₂ for every column."""
+    difference = prediction - truth
+    mse = difference.square().mean(dim=0).tolist()
+    rel = (difference.norm(dim=0) / truth.norm(dim=0)).tolist()
+    errors = {f"mse_{name}": value for name, value in zip(names, mse)}
+    errors.update({f"rel_l2_{name}": value for name, value in zip(names, rel)})
+    return errors
 
 
 @dataclass
@@ -135,6 +182,14 @@ class Problem:
     lower: ClassVar[tuple[float, ...]]
     upper: ClassVar[tuple[float, ...]]
     reference_version: ClassVar[str] = "1"
+    group_reduction: ClassVar[str] = "concat"
+    """How the paper's code forms a loss of several terms: ``concat`` (one mean over all their
+    entries) or ``sum`` (the sum of the terms' losses)."""
+    term_reductions: ClassVar[dict[str, str]] = {}
+    """The paper's reduction of a term where it is not the default (``columns`` for the residual,
+    ``entries`` for data terms)."""
+    paper_file: ClassVar[str | None] = None
+    """The paper's data file of the reference solution (looked up by :func:`paper_data`), if any."""
     fast: bool | str = True
     """How :func:`~problems.derivatives.jet` takes derivatives: True (Taylor streams through the
     network), False (nested autograd) or ``"compiled"`` (Taylor with compiled kernels)."""
@@ -192,6 +247,11 @@ class Problem:
     def sample_term(self, term: str, n: int, generator: torch.Generator) -> Batch:
         raise NotImplementedError
 
+    def target(self, term: str, inputs: Tensor) -> Tensor | None:
+        """The data a term's points must match (None for a residual term): by default the exact
+        solution there."""
+        return None if term == "residual" else self.exact(inputs)
+
     def term_residual(self, fn: Field, batch: Batch, term: str) -> Tensor:
         """Pointwise residuals [N, n_eq] of one term for the field ``fn`` (zero for the exact solution)."""
         if term == "residual":
@@ -201,13 +261,24 @@ class Problem:
     def pde_residual(self, fn: Field, inputs: Tensor) -> Tensor:
         raise NotImplementedError
 
+    def term_reduction(self, term: str) -> str:
+        """``columns`` (mean over points, summed over columns) or ``entries`` (mean over all entries)."""
+        if self.options.reduction == "per_column":
+            return "columns"
+        return self.term_reductions.get(term, "columns" if term == "residual" else "entries")
+
     def term_loss(self, fn: Field, batch: Batch, term: str) -> Tensor:
-        """Mean over points of the squared residual, summed over equations."""
-        return self.term_residual(fn, batch, term).square().mean(dim=0).sum()
+        """The squared residual [N, columns] reduced as :meth:`term_reduction` says."""
+        squares = self.term_residual(fn, batch, term).square()
+        return squares.mean() if self.term_reduction(term) == "entries" else squares.mean(dim=0).sum()
 
     def group_loss(self, fn: Field, batches: dict[str, Batch], group: tuple[str, ...]) -> Tensor:
-        """The loss of one group: the sum of its terms' losses."""
-        return sum(self.term_loss(fn, batches[t], t) for t in group)
+        """The loss of one group: its term's loss, the sum of its terms' losses, or (the paper's
+        ``concat``) Σ_terms Σ entries r² / Σ_terms entries, one mean over the concatenated points."""
+        if len(group) == 1 or self.options.reduction == "per_column" or self.group_reduction == "sum":
+            return sum(self.term_loss(fn, batches[t], t) for t in group)
+        squares = [self.term_residual(fn, batches[t], t).square() for t in group]
+        return sum(s.sum() for s in squares) / sum(s.numel() for s in squares)
 
     def group_losses(self, fn: Field, batches: dict[str, Batch], groups: tuple[tuple[str, ...], ...]) -> Tensor:
         """The losses of the given groups, stacked."""
@@ -242,11 +313,48 @@ class Problem:
         """Physical parameters that change the reference (part of the cache key)."""
         return ""
 
+    def read_paper_file(self, path: Path) -> np.ndarray:
+        """The fields [N, n_fields] in the paper's file ``path``, on :meth:`reference`'s inputs."""
+        raise NotImplementedError
+
+    def paper_fields(self, shape: tuple[int, ...]) -> tuple[np.ndarray | None, str]:
+        """(the paper's reference fields on the test grid, or None; why not, when None)."""
+        if self.paper_file is None:
+            return None, f"the paper scores {self.name} against its exact solution"
+        path = paper_data(self.paper_file)
+        if path is None:
+            return None, (f"the paper's file {self.paper_file} is in none of ${REFERENCE_DIR_ENV}, "
+                          f"{', '.join(map(str, PAPER_DATA_DIRS))}")
+        values = self.read_paper_file(path)
+        if values.shape != shape:
+            return None, f"the paper's file {path} holds {values.shape[0]} points, the test grid {shape[0]}"
+        return values, ""
+
     @cached_property
-    def _test_tensors(self) -> tuple[Tensor, Tensor]:
+    def _test_tensors(self) -> tuple[Tensor, dict[str, Tensor]]:
+        """The test inputs and the reference fields there: ``exact``, and ``paper`` where the file is."""
         inputs, fields = self.reference()
-        return (torch.as_tensor(inputs, device=self.device, dtype=self.dtype),
-                torch.as_tensor(fields, device=self.device, dtype=self.dtype))
+        truths = {"exact": fields}
+        paper, self._no_paper_reason = self.paper_fields(fields.shape)
+        if paper is not None:
+            truths["paper"] = paper
+        as_tensor = partial(torch.as_tensor, device=self.device, dtype=self.dtype)
+        return as_tensor(inputs), {name: as_tensor(values) for name, values in truths.items()}
+
+    @cached_property
+    def scored_reference(self) -> str:
+        """What ``test_mse`` is scored against: ``paper`` (the paper's data file) or ``exact``.
+        Problems without a file are scored against the exact solution, as in the paper; when the
+        file is wanted but missing (or does not fit the test grid) the run says so once and uses
+        the exact reference."""
+        if self.options.test_reference == "exact" or self.paper_file is None:
+            return "exact"
+        if "paper" not in self._test_tensors[1]:
+            print(f"warning: problem {self.name}: test_reference=paper, but {self._no_paper_reason}; test_mse is "
+                  f"scored against the exact reference instead (summary.json: test_reference=exact).",
+                  file=sys.stderr, flush=True)
+            return "exact"
+        return "paper"
 
     @torch.no_grad()
     def predict(self, fn: Field) -> Tensor:
@@ -254,17 +362,30 @@ class Problem:
         inputs, _ = self._test_tensors
         return fn(inputs)
 
+    def errors_against(self, prediction: Tensor, truth: Tensor) -> dict[str, float]:
+        """``test_mse``, ``rel_l2`` and per field (and derived field) ``mse_<f>``, ``rel_l2_<f>``."""
+        derived_truth, derived = self.derived_fields(truth), self.derived_fields(prediction)
+        names = self.field_names + tuple(derived)
+        columns = [prediction] + [derived[n][:, None] for n in derived]
+        truths = [truth] + [derived_truth[n][:, None] for n in derived]
+        errors = field_errors(torch.cat(columns, dim=1), torch.cat(truths, dim=1), names)
+        errors["rel_l2"] = ((prediction - truth).norm() / truth.norm()).item()  # the fields stacked
+        errors["test_mse"] = self.test_mse(errors)
+        return errors
+
     @torch.no_grad()
     def error(self, fn: Field) -> dict[str, float]:
-        """``test_mse`` (the paper's metric) and ``mse_<field>`` for every field and derived field."""
-        _, fields = self._test_tensors
+        """Against the reference :attr:`scored_reference` names: ``test_mse`` (the paper's metric),
+        ``rel_l2`` and per-field ``mse_<f>``, ``rel_l2_<f>``; against each reference there is:
+        ``test_mse_<ref>`` and ``rel_l2_<ref>`` (``exact``, and ``paper`` where its file is)."""
+        _, truths = self._test_tensors
         prediction = self.predict(fn)
-        per_field = (prediction - fields).square().mean(dim=0).tolist()
-        errors = {f"mse_{name}": value for name, value in zip(self.field_names, per_field)}
-        truth = self.derived_fields(fields)
-        for name, value in self.derived_fields(prediction).items():
-            errors[f"mse_{name}"] = (value - truth[name]).square().mean().item()
-        errors["test_mse"] = self.test_mse(errors)
+        errors: dict[str, float] = {}
+        for name, truth in truths.items():
+            these = self.errors_against(prediction, truth)
+            errors.update({f"test_mse_{name}": these["test_mse"], f"rel_l2_{name}": these["rel_l2"]})
+            if name == self.scored_reference:
+                errors.update(these)
         return errors
 
     def derived_fields(self, values: Tensor) -> dict[str, Tensor]:

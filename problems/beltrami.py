@@ -21,9 +21,9 @@ Why it solves the equations: the velocity is a Beltrami field, ∇×u = d u, so 
 above is |u|² e^{2νd²t}/a², i.e. p = −|u|²/2 cancels the nonlinear term. The test suite checks
 that this closed form zeroes every residual column, also for a ≠ d.
 
-Boundary data on u, v, w, p on the six faces for t ∈ [0, 1] (the paper's sampler puts its
-boundary points on the twelve edges of the cube only; here they cover the faces), initial data
-at t = 0. Test grid (the paper's): x, y on 7 and z on 8 equally spaced points of [−1, 1] at
+Boundary data on u, v, w, p for t ∈ [0, 1]: on the twelve edges of the cube (``boundary_points:
+edges``, the paper's sampler: two coordinates at ±1) or on its six faces (``faces``, the whole
+boundary of the domain); initial data at t = 0. Test grid (the paper's): x, y on 7 and z on 8 equally spaced points of [−1, 1] at
 t ∈ {0, ¼, ½, ¾, 1}, 1 960 points; the error is the mean over u, v, w and p.
 """
 
@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from problems.base import Batch, Field, FieldSlice, Problem, ProblemOptions, latin_hypercube
+from problems.base import Batch, Field, FieldSlice, Problem, ProblemOptions, check_choice, latin_hypercube
 from problems.derivatives import jet
 
 
@@ -44,6 +44,36 @@ class BeltramiOptions(ProblemOptions):
     a: float = 1.0
     d: float = 1.0
     nu: float = 1.0
+    boundary_points: str = "edges"
+    """Where boundary points lie: ``edges`` (the paper's sampler) or ``faces``."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_choice("boundary_points", self.boundary_points, ("edges", "faces"))
+
+
+def edge_layout(n: int, lower: Tensor, upper: Tensor) -> tuple[Tensor, Tensor]:
+    """The paper's split of n boundary points over the cube's edges: (free axis [n], fixed [n, 3]).
+
+    The edges along x, y and z get ⌊n·L_x/ΣL⌋, ⌊n·L_y/ΣL⌋ and the rest of the points. Along one
+    axis, of the two other axes (in order x, y, z) the first is at its lower end for the first
+    quarter of the points, upper for the next half, lower for the rest, and the second at its
+    lower end for the first half, upper for the rest, so each of the four parallel edges gets
+    about a quarter. ``fixed`` holds the coordinates of the two fixed axes (the free one is 0).
+    """
+    lengths = (upper - lower).tolist()
+    counts = [int(n * lengths[0] / sum(lengths)), int(n * lengths[1] / sum(lengths))]
+    counts.append(n - sum(counts))
+    free, fixed = [], []
+    for axis, m in enumerate(counts):
+        first, second = [a for a in range(3) if a != axis]
+        rows = torch.zeros(m, 3, dtype=lower.dtype, device=lower.device)
+        quarter = torch.arange(m, device=lower.device)
+        rows[:, first] = torch.where((quarter >= m // 4) & (quarter < m // 4 + m // 2), upper[first], lower[first])
+        rows[:, second] = torch.where(quarter >= m // 2, upper[second], lower[second])
+        free.append(torch.full((m,), axis, device=lower.device))
+        fixed.append(rows)
+    return torch.cat(free), torch.cat(fixed)
 
 
 class Beltrami(Problem):
@@ -56,12 +86,19 @@ class Beltrami(Problem):
     upper = (1.0, 1.0, 1.0, 1.0)
 
     def sample_term(self, term: str, n: int, generator: torch.Generator) -> Batch:
-        """Residual: Latin hypercube in space-time. Boundary: Latin hypercube in space-time, then
+        """Residual: Latin hypercube in space-time. Boundary, ``edges``: :func:`edge_layout`, the
+        free coordinate and t by Latin hypercube; ``faces``: Latin hypercube in space-time, then
         point k is pushed onto face k mod 6 (the six faces have equal areas, so equal shares).
         Initial: Latin hypercube in space at t = 0. Data terms carry the exact (u, v, w, p)."""
         lo, hi = self.box_lower, self.box_upper
         if term == "residual":
             return Batch(latin_hypercube(n, lo, hi, generator))
+        if term == "boundary" and self.options.boundary_points == "edges":
+            inputs = latin_hypercube(n, lo, hi, generator)
+            free, fixed = edge_layout(n, lo[:3], hi[:3])
+            on_edge = torch.where(torch.nn.functional.one_hot(free, 3).bool(), inputs[:, :3], fixed)
+            inputs = torch.cat([on_edge, inputs[:, 3:]], dim=1)
+            return Batch(inputs, self.exact(inputs))
         if term == "boundary":
             inputs = latin_hypercube(n, lo, hi, generator)
             face = torch.arange(n, device=self.device) % 6

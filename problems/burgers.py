@@ -39,6 +39,7 @@ class Burgers(Problem):
     groupings = {2: (("residual",), ("boundary", "initial")), 3: (("residual",), ("boundary",), ("initial",))}
     lower = (-1.0, 0.0)
     upper = (1.0, 1.0)
+    paper_file = "burgers_simulation_data.npy"
 
     def sample_term(self, term: str, n: int, generator: torch.Generator) -> Batch:
         lo, hi = self.box_lower, self.box_upper
@@ -47,12 +48,19 @@ class Burgers(Problem):
         if term == "boundary":
             t = latin_hypercube(n, lo[1:], hi[1:], generator)
             x = torch.where(torch.arange(n, device=self.device) < n // 2, lo[0], hi[0]).to(self.dtype)
-            return Batch(torch.cat([x[:, None], t], dim=1), torch.zeros(n, 1, device=self.device, dtype=self.dtype))
-        if term == "initial":
+            inputs = torch.cat([x[:, None], t], dim=1)
+        elif term == "initial":
             x = latin_hypercube(n, lo[:1], hi[:1], generator)
             inputs = torch.cat([x, torch.zeros_like(x)], dim=1)
-            return Batch(inputs, -torch.sin(math.pi * x))
-        raise KeyError(term)
+        else:
+            raise KeyError(term)
+        return Batch(inputs, self.target(term, inputs))
+
+    def target(self, term: str, inputs: Tensor) -> Tensor | None:
+        """u = 0 on the boundary, u = −sin(πx) at t = 0."""
+        if term == "boundary":
+            return torch.zeros_like(inputs[:, :1])
+        return -torch.sin(math.pi * inputs[:, :1]) if term == "initial" else None
 
     def pde_residual(self, fn: Field, inputs: Tensor) -> Tensor:
         # u_t − ν u_xx as one linear operator: the fast path carries it as a single stream
@@ -81,6 +89,10 @@ class Burgers(Problem):
         with torch.no_grad():
             chunks = [self.exact(chunk) for chunk in torch.from_numpy(inputs).split(2048)]
         return inputs, torch.cat(chunks).numpy()
+
+    def read_paper_file(self, path) -> np.ndarray:
+        """The paper's simulation, float32 [100 t, 256 x], on the same grid as :meth:`test_grid`."""
+        return np.load(path).astype(np.float64).reshape(-1, 1)
 
     def reference_key(self) -> str:
         o = self.options
