@@ -48,14 +48,15 @@ def config(G: Tensor) -> Tensor:
     return (G @ direction).sum() * direction
 
 
-def pcgrad(G: Tensor, generator: torch.Generator | None = None) -> Tensor:
+def pcgrad(G: Tensor, generator: torch.Generator | None = None, shuffle: bool = True) -> Tensor:
     """PCGrad (Yu, Kumar, Gupta, Levine, Hausman, Finn, NeurIPS 2020, Algorithm 1).
 
     For every i, start from g_iᴾᶜ = g_i and visit the other losses j in a random order: if
     g_iᴾᶜ·g_j < 0, project g_iᴾᶜ ← g_iᴾᶜ − (g_iᴾᶜ·g_j / ‖g_j‖²) g_j. Return Σ_i g_iᴾᶜ.
     The order is drawn with ``torch.randperm`` from ``generator`` (a CPU generator; the global one
-    when None), so the result is reproducible from the generator's state; for k = 2 it does not
-    depend on the order. Computed on the Gram matrix GGᵀ: g_iᴾᶜ = Σ_j W_ij g_j.
+    when None), so the result is reproducible from the generator's state; ``shuffle=False`` visits
+    j in ascending order instead (the ConFIG paper's code). For k = 2 the order does not matter.
+    Computed on the Gram matrix GGᵀ: g_iᴾᶜ = Σ_j W_ij g_j.
     """
     _check_matrix(G)
     k = G.shape[0]
@@ -63,7 +64,7 @@ def pcgrad(G: Tensor, generator: torch.Generator | None = None) -> Tensor:
     squared_norms = gram.diagonal().clamp_min(torch.finfo(G.dtype).tiny)
     W = torch.eye(k, dtype=G.dtype, device=G.device)
     for i in range(k):
-        for j in torch.randperm(k, generator=generator).tolist():
+        for j in torch.randperm(k, generator=generator).tolist() if shuffle else range(k):
             if j != i:
                 W[i, j] -= (W[i] @ gram[:, j]).clamp(max=0) / squared_norms[j]
     return W.sum(dim=0) @ G

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -16,48 +15,12 @@ from typing import Any, Callable
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from pinnbench.errors import ConfigError
-
-RUN_NAME_KEYS = {"problem", "method", "n_losses", "seed", "budget", "budget.iterations", "budget.seconds",
-                 "problem.size"}
-"""Overrides that are spelt out in a run directory's name; any other override adds a short hash."""
-
-NEUTRAL_KEYS = {"quiet", "device", "eval_every", "log_every", "checkpoint_every", "plot", "diagnostics.conflict_every",
-                "experiment", "experiment/paper_iterations", "experiment/paper_walltime"}
-"""Overrides that change neither what is trained nor its result, so they leave the name alone.
-An experiment (``configs/experiment/``) sets only keys the name spells out (problem, n_losses,
-budget) or sweeps through overrides, so choosing one leaves the name alone too."""
-
+from pinnbench.naming import run_name
 
 def config_dir() -> Path:
     """The Hydra config tree: packaged inside a wheel, or the repository's ``configs/``."""
     packaged = Path(__file__).parent / "configs"
     return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / "configs"
-
-
-def extra_overrides(overrides) -> list[str]:
-    """The overrides a run directory's name does not spell out (neither a key of the name nor a
-    neutral one), sorted, without their ``+``/``~`` prefix."""
-    stripped = (str(o).lstrip("+~") for o in overrides)
-    return sorted(o for o in stripped if o.split("=")[0] not in RUN_NAME_KEYS | NEUTRAL_KEYS and not o.startswith("hydra"))
-
-
-def run_name(*, _root_: DictConfig) -> str:
-    """``<problem>-<size>/<method>-n<k>-<budget>-seed<s>[-<hash of other overrides>]``: a pure
-    function of the overrides, so a relaunched sweep finds its runs again."""
-    cfg = _root_
-    choices = cfg.hydra.runtime.choices
-    problem, method = choices.get("problem"), choices.get("method")
-    budget = cfg.budget
-    if budget.kind == "iterations":
-        amount = budget.iterations or cfg.problem.sizes[cfg.problem.size].iterations
-        label = f"it{amount}"
-    else:
-        label = f"wall{budget.seconds:g}s"
-    name = f"{problem}-{cfg.problem.size}/{method}-n{cfg.n_losses}-{label}-seed{cfg.seed}"
-    extras = extra_overrides(cfg.hydra.overrides.task)
-    if extras:
-        name += "-" + hashlib.sha1(";".join(extras).encode()).hexdigest()[:8]
-    return name
 
 
 def _register() -> None:
@@ -150,7 +113,7 @@ def _run_task(cfg: DictConfig) -> Any:
     from hydra.types import RunMode
 
     from pinnbench.sweep import run_job
-    from pinnbench.train import DIVERGED, prepare, train
+    from pinnbench.train import DIVERGED, prepare, resolved_config, train
 
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
@@ -165,10 +128,13 @@ def _run_task(cfg: DictConfig) -> Any:
         return summary
 
     try:
-        summary = run_job(cfg, run_dir, work, catch=multirun)  # skips finished or locked runs
+        summary = run_job(cfg, run_dir, work, catch=multirun,  # skips finished or locked runs
+                          config_now=lambda: resolved_config(prepare(cfg)))
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    if summary["status"] == "refused":
+        return summary
     if summary["status"] == DIVERGED and not multirun:
         sys.exit(1)
     return summary

@@ -18,9 +18,15 @@ from typing import Any, Iterator
 import pandas as pd
 import torch
 
+from pinnbench.errors import ConfigError
+
 HISTORY = "history.csv"
 SUMMARY = "summary.json"
 CHECKPOINT = "checkpoint.pt"
+
+
+class CorruptRecord(ConfigError):
+    """A run record that exists but cannot be read; the message names the file and what to do."""
 
 
 @contextmanager
@@ -52,14 +58,19 @@ def read_json(path: str | os.PathLike) -> dict[str, Any]:
 
 
 HISTORY_FIRST = ("iteration", "seconds", "lr")
-HISTORY_LAST = ("test_mse",)
+ERROR_PREFIXES = ("test_mse", "mse_", "rel_l2")
+"""Test-error columns (``test_mse``, ``test_mse_<reference>``, ``mse_<field>``, ``rel_l2``, …)."""
+
+
+def is_error_column(name: str) -> bool:
+    return name.startswith(ERROR_PREFIXES)
 
 
 def write_history(path: str | os.PathLike, rows: list[dict[str, Any]]) -> None:
     """history.csv: iteration, seconds, lr, then per-loss columns, then test errors."""
     frame = pd.DataFrame(rows)
-    middle = [c for c in frame.columns if c not in HISTORY_FIRST + HISTORY_LAST and not c.startswith("mse_")]
-    errors = [c for c in frame.columns if c in HISTORY_LAST or c.startswith("mse_")]
+    middle = [c for c in frame.columns if c not in HISTORY_FIRST and not is_error_column(c)]
+    errors = [c for c in frame.columns if is_error_column(c)]
     with atomic_path(path) as tmp:
         frame[[c for c in HISTORY_FIRST if c in frame] + middle + errors].to_csv(tmp, index=False)
 
@@ -70,10 +81,22 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    return torch.load(path, map_location="cpu", weights_only=False)
+    """The checkpoint at ``path``; a :class:`ConfigError` naming it when it cannot be read."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # truncated, not a torch file, unpickling error: all say the same to a user
+        raise ConfigError(f"{path} cannot be read ({type(exc).__name__}); delete it to train this run from "
+                          f"the start, or move the run directory away.") from None
 
 
 def read_summary(run_dir: str | os.PathLike) -> dict[str, Any] | None:
-    """The run's summary, or None when it has none yet."""
+    """The run's summary, or None when it has none yet; a :class:`CorruptRecord` naming the file
+    when it is not valid JSON."""
     path = Path(run_dir) / SUMMARY
-    return read_json(path) if path.exists() else None
+    if not path.exists():
+        return None
+    try:
+        return read_json(path)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CorruptRecord(f"{path} is not valid JSON ({exc}); delete it to train this run again, or move "
+                            f"the run directory away.") from None

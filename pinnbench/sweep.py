@@ -41,12 +41,22 @@ log = logging.getLogger(__name__)
 
 
 def finished(run_dir: Path) -> dict[str, Any] | None:
-    """The summary of a run that needs no more work, else None."""
-    try:
-        summary = records.read_summary(run_dir)
-    except ValueError:  # a summary.json cut short by a crash of an older version: run again
-        return None
+    """The summary of a run that needs no more work, else None (a summary that cannot be read
+    raises :class:`~pinnbench.records.CorruptRecord`, naming it)."""
+    summary = records.read_summary(run_dir)
     return summary if summary is not None and summary.get("status") in FINISHED else None
+
+
+def check_recorded_config(run_dir: Path, summary: dict[str, Any] | None, config_now: dict[str, Any]) -> None:
+    """Refuse (a :class:`ConfigError`) a finished run or a checkpoint whose recorded configuration is
+    not ``config_now``, before anything in ``run_dir`` is written."""
+    from pinnbench.train import check_same_config
+
+    if summary is not None:
+        check_same_config(run_dir, summary.get("config"), config_now, records.SUMMARY)
+    elif (run_dir / records.CHECKPOINT).exists():
+        recorded = records.load_checkpoint(run_dir / records.CHECKPOINT).get("config")
+        check_same_config(run_dir, recorded, config_now, records.CHECKPOINT)
 
 
 def _skip(run_dir: Path, summary: dict[str, Any]) -> dict[str, Any]:
@@ -80,13 +90,29 @@ def _failed_summary(cfg: DictConfig, exc: Exception) -> dict[str, Any]:
             "size": pick("problem.size"), "budget": pick("budget.kind"), "device": pick("device")}
 
 
-def run_job(cfg: DictConfig, run_dir: Path, work: Callable[[], dict[str, Any]], *, catch: bool) -> dict[str, Any]:
+def _refuse(run_dir: Path, exc: ConfigError, catch: bool) -> dict[str, Any]:
+    """A run directory this job must not touch (corrupt records, another configuration)."""
+    if not catch:
+        raise exc
+    log.error("%s: refused: %s", run_dir, exc)
+    return {"status": "refused", "error": str(exc), "skipped": True}
+
+
+def run_job(cfg: DictConfig, run_dir: Path, work: Callable[[], dict[str, Any]], *, catch: bool,
+            config_now: Callable[[], dict[str, Any]] | None = None) -> dict[str, Any]:
     """Run ``work()`` (train) in ``run_dir`` unless it finished or another process holds it.
 
+    ``config_now()``, the run's resolved configuration, is compared with the one recorded by a
+    finished run or a checkpoint: a difference refuses the job and leaves the directory untouched.
     With ``catch`` (in a sweep) an exception becomes a ``failed`` summary and a returned result;
     otherwise it is recorded, then raised.
     """
-    summary = finished(run_dir)
+    try:
+        summary = finished(run_dir)
+        if config_now is not None and (summary is not None or (run_dir / records.CHECKPOINT).exists()):
+            check_recorded_config(run_dir, summary, config_now())
+    except ConfigError as exc:
+        return _refuse(run_dir, exc, catch)
     if summary is not None:
         return _skip(run_dir, summary)
     lock = FileLock(run_dir / LOCK)
@@ -96,7 +122,10 @@ def run_job(cfg: DictConfig, run_dir: Path, work: Callable[[], dict[str, Any]], 
         print(f"{run_dir}: locked by another process (a sweep training this run now); skipped.", flush=True)
         return {"status": "locked", "skipped": True}
     try:
-        summary = finished(run_dir)  # it may have finished while this job waited to start
+        try:
+            summary = finished(run_dir)  # it may have finished while this job waited to start
+        except ConfigError as exc:
+            return _refuse(run_dir, exc, catch)
         if summary is not None:
             return _skip(run_dir, summary)
         save_hydra_config(run_dir, cfg)

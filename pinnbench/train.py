@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 import random
 import sys
@@ -24,6 +26,7 @@ from pinnbench import records
 from pinnbench.allocator import keep_freed_memory
 from pinnbench.budget import Budget, Clock, cosine_with_warmup
 from pinnbench.diagnostics import conflict_measures, flat_grad
+from pinnbench.errors import ConfigError
 from pinnbench.methods.base import Method, gradient_matrix
 from pinnbench.network import MLP
 from pinnbench.settings import DTYPES, RunConfig, run_options, typed_options
@@ -65,6 +68,49 @@ def prepare(cfg: DictConfig) -> Setup:
     problem.fast = derivative_mode(run.fast, run.compile, iterations if run.budget.kind == "iterations" else None,
                                    run.budget.seconds)
     return Setup(run, problem, method_cls, method_options, groups, Budget(run.budget, iterations), device, dtype)
+
+
+UNRECORDED_KEYS = ("problem", "method", "quiet", "plot", "threads", "compile", "fast", "eval_every", "log_every",
+                   "checkpoint_every", "diagnostics")
+"""Run settings that change neither what is trained nor its result (``fast`` and ``compile`` change
+only float rounding); they are left out of a run's recorded configuration."""
+
+
+def resolved_config(setup: Setup) -> dict[str, Any]:
+    """The configuration that decides a run's result, every default filled in: the problem's and
+    the method's typed options and the run settings but :data:`UNRECORDED_KEYS`. Recorded in the
+    summary and the checkpoint, and compared on a relaunch."""
+    run = {f.name: getattr(setup.run, f.name) for f in dataclasses.fields(setup.run) if f.name not in UNRECORDED_KEYS}
+    config = {"problem": setup.problem.options, "method": setup.method_options, **run}
+    return json.loads(json.dumps(config, default=lambda o: dataclasses.asdict(o) if dataclasses.is_dataclass(o)
+                                 else str(o)))
+
+
+def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(node, dict):
+        return {prefix: node}
+    return {k: v for key, value in node.items() for k, v in _flatten(value, f"{prefix}{key}.").items()} \
+        if node else {prefix: {}}
+
+
+def config_differences(recorded: dict[str, Any] | None, now: dict[str, Any]) -> list[str]:
+    """``key: recorded → now`` for every key whose value differs (a key missing on one side too)."""
+    if recorded is None:
+        return ["the run was made before run configurations were recorded"]
+    old, new = _flatten(recorded), _flatten(now)
+    missing = object()
+    return [f"{key.rstrip('.')}: {old.get(key, missing)!r} → {new.get(key, missing)!r}".replace(repr(missing), "absent")
+            for key in sorted(old.keys() | new.keys()) if old.get(key, missing) != new.get(key, missing)]
+
+
+def check_same_config(run_dir: Path, recorded: dict[str, Any] | None, now: dict[str, Any], what: str) -> None:
+    """Raise :class:`ConfigError` when the configuration recorded with ``what`` (a finished run's
+    summary, a checkpoint) is not the one a run would use now: its results would be mixed up."""
+    differences = config_differences(recorded, now)
+    if differences:
+        shown = "; ".join(differences[:6]) + (f"; and {len(differences) - 6} more" if len(differences) > 6 else "")
+        raise ConfigError(f"{run_dir}: its {what} was made with another configuration ({shown}); refusing to "
+                          f"count it as done or to resume it: move the directory away to train this run afresh.")
 
 
 class GroupLosses:
@@ -150,8 +196,10 @@ def train(setup: Setup, run_dir: str | Path, on_iteration: Callable[[int], None]
     iteration, seconds, history, best, last_errors = 0, 0.0, [], math.inf, {}
     checkpoint_path = run_dir / records.CHECKPOINT
     resumed_from = 0
+    config = resolved_config(setup)
     if checkpoint_path.exists():
         state = records.load_checkpoint(checkpoint_path)
+        check_same_config(run_dir, state.get("config"), config, records.CHECKPOINT)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         method.load_state_dict(state["method"])
@@ -194,6 +242,7 @@ def train(setup: Setup, run_dir: str | Path, on_iteration: Callable[[int], None]
             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "method": method.state_dict(),
             "rng": _rng_state(generator), "iteration": iteration, "seconds": clock.seconds, "history": history,
             "best_test_mse": best, "last_errors": last_errors, "latest_losses": losses.latest.cpu(),
+            "config": config,
         })
 
     def summarize(status: str) -> dict[str, Any]:
@@ -207,7 +256,7 @@ def train(setup: Setup, run_dir: str | Path, on_iteration: Callable[[int], None]
             "ms_per_iteration": 1000 * clock.seconds / iteration if iteration else None,
             "test_mse": last_errors.get("test_mse"), "best_test_mse": best if math.isfinite(best) else None,
             **{k: v for k, v in last_errors.items() if k != "test_mse"},
-            "iterations_this_session": done,
+            "iterations_this_session": done, "test_reference": problem.scored_reference, "config": config,
             **({"diagnostics_seconds": diagnostics_seconds,
                 "diagnostics_overhead_percent": 100 * diagnostics_seconds / max(clock.seconds, 1e-12)}
                if conflict_every else {}),

@@ -156,6 +156,15 @@ def identity_order(monkeypatch):
 
 
 @pytest.mark.parametrize("G", MATRICES)
+def test_pcgrad_without_shuffling_is_the_fixed_ascending_order(G, identity_order):
+    """``shuffle=False`` (the ConFIG paper's order) equals the identity permutation."""
+    expected = pcgrad(G)
+    monkeypatch_free = pcgrad(G, shuffle=False)
+    assert relative_difference(monkeypatch_free, expected) == 0
+    assert relative_difference(monkeypatch_free, PCGradOperator().calculate_gradient(G)) < 1e-6
+
+
+@pytest.mark.parametrize("G", MATRICES)
 def test_config_matches_torchjd(G):
     assert relative_difference(config(G), ConFIG()(G)) < 1e-6
 

@@ -22,6 +22,9 @@ class MConFIGOptions(MethodOptions):
     beta2: float = 0.999  # second moment of the pseudo-gradient
     refresh: int = 1  # losses back-propagated per iteration
     order: str = "cyclic"  # cyclic | random
+    start: int = 1
+    """The loss refreshed first in cyclic order: 1 (the paper's code, whose iteration count starts
+    at 1: the boundary loss first, then 0, 1, … for 2 losses) or any other index."""
 
     def validate(self, n_losses: int) -> None:
         require(0 <= self.beta1 < 1, "beta1", self.beta1, "0 <= beta1 < 1")
@@ -29,11 +32,12 @@ class MConFIGOptions(MethodOptions):
         require(1 <= self.refresh <= n_losses, "refresh", self.refresh,
                 f"1 <= refresh <= {n_losses} (the number of losses)")
         require(self.order in ORDERS, "order", self.order, " | ".join(ORDERS))
+        require(0 <= self.start < n_losses, "start", self.start, f"0 <= start < {n_losses} (the number of losses)")
 
 
 class MConFIG(Method):
-    """Each iteration refreshes r losses (cyclic: the next r in turn; random: r distinct ones drawn
-    from the method's generator), evaluating and back-propagating only those, and updates their
+    """Each iteration refreshes r losses (cyclic: the next r in turn, from loss ``start`` on; random:
+    r distinct ones drawn from the method's generator), evaluating and back-propagating only those, and updates their
     first moments m_i ← β1 m_i + (1 − β1) g_i, each with its own count t_i. Until every loss has
     been seen the update is zero. Then, with t the number of combined steps:
 
@@ -68,7 +72,7 @@ class MConFIG(Method):
         k, r = self.n_losses, self.options.refresh
         if self.options.order == "random":
             return sorted(torch.randperm(k, generator=self.generator)[:r].tolist())
-        return [(self.iteration * r + j) % k for j in range(r)]
+        return [(self.options.start + self.iteration * r + j) % k for j in range(r)]
 
     def step(self, losses: Losses) -> None:
         beta1, beta2 = self.options.beta1, self.options.beta2

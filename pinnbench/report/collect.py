@@ -20,9 +20,12 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from pinnbench import records
-from pinnbench.cli import extra_overrides
+from pinnbench.naming import extra_overrides
 from pinnbench.settings import typed_options
 from pinnbench.errors import ConfigError
+
+OUR_PACKAGES = ("pinnbench.", "problems.")
+"""The only packages whose classes the reporter imports when a run's configuration names one."""
 
 COMPLETED, INCOMPLETE, UNREADABLE = "completed", "incomplete", "unreadable"
 """Statuses besides those a run writes itself (``diverged``, ``failed``)."""
@@ -76,6 +79,8 @@ def method_label(method_node: dict[str, Any], overrides: list[str]) -> str | Non
     """The method as reports name it: its label (``mconfig``, ``torchjd-upgrad``), and any other
     option changed by an override in brackets (``mconfig [refresh=2]``)."""
     name = method_node.get("name")
+    if not str(method_node.get("_target_", "")).startswith(OUR_PACKAGES):
+        return name  # never import a class a run directory names unless it is one of ours
     try:
         _, options = typed_options("method", OmegaConf.create(method_node))
     except Exception:  # a method this installation does not have: its name is all we know
@@ -127,8 +132,8 @@ def read_run(run_dir: str | os.PathLike) -> dict[str, Any]:
         row["note"] = f".hydra/ unreadable ({type(exc).__name__}: {exc})"
     try:
         summary = records.read_summary(run_dir)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        row.update(status=UNREADABLE, note=f"{records.SUMMARY} unreadable ({exc})", **_last_history_row(run_dir))
+    except (records.CorruptRecord, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        row.update(status=UNREADABLE, note=str(exc), **_last_history_row(run_dir))
         return row
     if summary is None:
         row.update(status=INCOMPLETE, note=f"no {records.SUMMARY}: interrupted, still running or half-written",

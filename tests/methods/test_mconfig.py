@@ -34,7 +34,7 @@ def official_trajectory(k: int, dtype: torch.dtype) -> list[torch.Tensor]:
     trajectory = []
     for step in range(STEPS):
         optimizer.zero_grad()
-        index = step % k
+        index = (step + 1) % k  # the paper's iteration count starts at 1
         losses.loss(index).backward()
         apply_gradient_vector(model, operator.calculate_gradient(index, get_gradient_vector(model)))
         optimizer.step()
@@ -66,7 +66,7 @@ def test_matches_the_official_pseudo_momentum_operator_step_by_step(k, dtype, rt
     assert (ours[-1] - start).norm() > 0.1 * start.norm()  # the parameters did move
     for step, (a, b) in enumerate(zip(ours, official)):
         assert float((a - b).norm() / b.norm()) < rtol, step
-    assert losses.calls == [[i % k] for i in range(STEPS)]
+    assert losses.calls == [[(i + 1) % k] for i in range(STEPS)]
 
 
 def test_the_update_is_zero_until_every_loss_has_been_seen():
@@ -83,11 +83,21 @@ def test_the_update_is_zero_until_every_loss_has_been_seen():
 def test_refreshes_several_losses_in_turn_and_evaluates_only_those():
     model = small_network()
     losses = ToyLosses(model, 3)
-    method = MConFIG(MConFIGOptions(refresh=2), 3, list(model.parameters()))
+    method = MConFIG(MConFIGOptions(refresh=2, start=0), 3, list(model.parameters()))
     for _ in range(4):
         method.step(losses)
     assert losses.calls == [[0, 1], [2, 0], [1, 2], [0, 1]]
     assert method.counts == [3, 3, 2]
+
+
+@pytest.mark.parametrize("k, start, expected", [(2, 1, [1, 0, 1, 0]), (3, 1, [1, 2, 0, 1]), (3, 0, [0, 1, 2, 0])])
+def test_the_cyclic_order_starts_where_the_paper_does_by_default(k, start, expected):
+    model = small_network()
+    losses = ToyLosses(model, k)
+    method = MConFIG(MConFIGOptions(start=start), k, list(model.parameters()))
+    for _ in range(4):
+        method.step(losses)
+    assert losses.calls == [[i] for i in expected]
 
 
 def test_random_order_draws_distinct_losses_from_its_generator():

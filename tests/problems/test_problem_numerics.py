@@ -163,7 +163,7 @@ def test_schrodinger_boundary_pairs_the_two_ends_at_equal_times():
 
 
 def test_schrodinger_boundary_term_enforces_periodic_h_and_h_x():
-    problem = make_problem("schrodinger")
+    problem = make_problem("schrodinger", "problem.periodic=value_and_derivative")
     batch = problem.sample(generator(), ("boundary",))["boundary"]
     k = 2 * math.pi / 10  # one period over [−5, 5]
 
@@ -178,6 +178,41 @@ def test_schrodinger_boundary_term_enforces_periodic_h_and_h_x():
     assert problem.term_loss(field(lambda x: x.square()), batch, "boundary") > 1.0
     shifted = problem.term_residual(field(lambda x: x), batch, "boundary")  # h not periodic, h_x is
     assert shifted[:, :2].abs().amax(dim=0).min() > 1.0 and shifted[:, 2:].abs().max() < 1e-12
+
+
+def test_schrodinger_boundary_term_of_the_paper_makes_only_h_periodic():
+    problem = make_problem("schrodinger")
+    assert problem.options.periodic == "value"
+    batch = problem.sample(generator(), ("boundary",))["boundary"]
+
+    def field(u_of_x):
+        return lambda inputs: torch.cat([u_of_x(inputs[:, :1]), u_of_x(inputs[:, :1]) * inputs[:, 1:]], dim=1)
+
+    kinked = problem.term_residual(field(lambda x: x.square()), batch, "boundary")  # h periodic, h_x not
+    assert kinked.shape[1] == 2 and kinked.abs().max() < 1e-12
+    shifted = problem.term_residual(field(lambda x: x), batch, "boundary")  # h not periodic
+    assert shifted.abs().amax(dim=0).min() > 1.0
+
+
+def test_beltrami_boundary_points_lie_on_the_edges_or_faces():
+    for where, fixed_coordinates in (("edges", 2), ("faces", 1)):
+        problem = make_problem("beltrami", f"problem.boundary_points={where}")
+        inputs = problem.sample(generator(), ("boundary",))["boundary"].inputs
+        on_side = (inputs[:, :3].abs() == 1.0).sum(dim=1)
+        assert torch.all(on_side == fixed_coordinates), where
+        assert torch.all((inputs[:, 3] >= 0) & (inputs[:, 3] <= 1))
+    free = (inputs[:, :3].abs() < 1.0)  # faces: every axis is free somewhere
+    assert free.any(dim=0).all()
+
+
+def test_beltrami_edges_get_the_papers_shares():
+    problem = make_problem("beltrami")
+    inputs = problem.sample(generator(), ("boundary",))["boundary"].inputs
+    free_axis = (inputs[:, :3].abs() < 1.0).int().argmax(dim=1)
+    n = len(inputs)
+    assert torch.bincount(free_axis, minlength=3).tolist() == [n // 3, n // 3, n - 2 * (n // 3)]
+    edges = {tuple(torch.sign(inputs[i, :3]).where(inputs[i, :3].abs() == 1, 0).tolist()) for i in range(n)}
+    assert len(edges) == 12
 
 
 # ----- derivatives ------------------------------------------------------------------------------
@@ -218,15 +253,25 @@ def test_every_term_is_the_same_by_taylor_and_by_autograd(name):
 # ----- groupings and sizes ----------------------------------------------------------------------
 @pytest.mark.parametrize("name", PROBLEMS)
 def test_groupings_cover_every_term_once_and_sum_to_the_same_total(name):
-    problem = make_problem(name)
+    """With ``per_column`` every grouping sums to the same total; with the paper's reduction a group
+    is one mean over its terms' concatenated entries, or the sum of its terms' losses."""
+    problem = make_problem(name, "problem.reduction=per_column")
     net = random_network(problem, seed=2)
-    batches = {term: problem.sample_term(term, 100, generator(5)) for term in problem.terms}
+    batches = {term: problem.sample_term(term, 100 + 20 * k, generator(5)) for k, term in enumerate(problem.terms)}
     total = sum(problem.term_loss(net, batches[t], t) for t in problem.terms)
     assert total > 0
+    paper = make_problem(name)
     for n_losses, groups in problem.groupings.items():
         assert len(groups) == n_losses and groups[0] == ("residual",)
         assert sorted(t for g in groups for t in g) == sorted(problem.terms)
         torch.testing.assert_close(problem.group_losses(net, batches, problem.groups(n_losses)).sum(), total)
+        for group, value in zip(groups, paper.group_losses(net, batches, groups)):
+            squares = [paper.term_residual(net, batches[t], t).square() for t in group]
+            if len(group) == 1 or paper.group_reduction == "sum":
+                expected = sum(paper.term_loss(net, batches[t], t) for t in group)
+            else:
+                expected = torch.cat([s.reshape(-1) for s in squares]).mean()
+            torch.testing.assert_close(value, expected, rtol=1e-12, atol=0)
 
 
 def test_kovasznay_offers_two_losses_only():

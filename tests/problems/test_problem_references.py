@@ -36,7 +36,7 @@ def test_burgers_cole_hopf_is_about_1_6e_4_from_the_papers_simulation():
 
 def test_schrodinger_split_step_matches_the_papers_nls_data():
     data = scipy.io.loadmat(paper_file("schrodinger_NLS.mat"))
-    problem = make_problem("schrodinger")
+    problem = make_problem("schrodinger", "problem.test_reference=exact")
     inputs, fields = problem.compute_reference()
     x, t, h = data["x"].ravel(), data["tt"].ravel(), data["uu"]  # h[x, t]
     np.testing.assert_allclose(inputs[: len(x), 0], x, rtol=0, atol=1e-14)
@@ -48,7 +48,9 @@ def test_schrodinger_split_step_matches_the_papers_nls_data():
     truth = torch.from_numpy(np.stack([h.real.T.ravel(), h.imag.T.ravel()], axis=1))
     errors = problem.error(lambda points: truth)
     assert errors["test_mse"] == pytest.approx(mse_u + mse_v, rel=1e-6, abs=1e-30)
-    assert set(errors) == {"test_mse", "mse_u", "mse_v", "mse_h"}
+    assert errors["test_mse_exact"] == errors["test_mse"] and errors["test_mse_paper"] == 0.0
+    assert set(errors) == {"test_mse", "mse_u", "mse_v", "mse_h", "rel_l2", "rel_l2_u", "rel_l2_v", "rel_l2_h",
+                           "test_mse_exact", "rel_l2_exact", "test_mse_paper", "rel_l2_paper"}
 
 
 def test_schrodinger_reference_conserves_mass_and_breathes_with_period_pi_over_2():
@@ -92,12 +94,41 @@ def test_beltrami_reference_is_the_closed_form_on_the_papers_grid():
 
 @pytest.mark.parametrize("name", PROBLEMS)
 def test_error_is_the_mean_over_fields_of_each_fields_mse(name):
-    problem = make_problem(name)
+    problem = make_problem(name, "problem.test_reference=exact")
     inputs, fields = problem.reference()
     offsets = 0.01 * np.arange(1, problem.output_dim + 1)
     errors = problem.error(lambda points: torch.from_numpy(fields + offsets))
-    for field, offset in zip(problem.field_names, offsets):
+    for k, (field, offset) in enumerate(zip(problem.field_names, offsets)):
         assert errors[f"mse_{field}"] == pytest.approx(offset**2)
+        assert errors[f"rel_l2_{field}"] == pytest.approx(offset * np.sqrt(len(fields)) / np.linalg.norm(fields[:, k]))
     expected = offsets[:2].__pow__(2).sum() if name == "schrodinger" else np.mean(offsets**2)
-    assert errors["test_mse"] == pytest.approx(expected)
+    assert errors["test_mse"] == pytest.approx(expected) and errors["test_mse_exact"] == errors["test_mse"]
+    stacked = np.linalg.norm(np.broadcast_to(offsets, fields.shape)) / np.linalg.norm(fields)
+    assert errors["rel_l2"] == pytest.approx(stacked) and errors["rel_l2_exact"] == errors["rel_l2"]
     assert problem.error(lambda points: torch.from_numpy(fields))["test_mse"] == 0.0
+    assert problem.scored_reference == "exact"
+
+
+@pytest.mark.parametrize("name", ["burgers", "schrodinger"])
+def test_the_papers_file_scores_test_mse_by_default_and_both_are_recorded(name):
+    problem = make_problem(name)
+    inputs, fields = problem.reference()
+    errors = problem.error(lambda points: torch.from_numpy(fields))  # the exact reference as prediction
+    assert problem.scored_reference == "paper"
+    assert errors["test_mse_exact"] == 0.0 and errors["test_mse"] == errors["test_mse_paper"]
+    if name == "burgers":  # the paper's simulation is 1.6e-4 from the exact solution
+        assert 1.2e-4 < errors["test_mse_paper"] < 2.0e-4
+    else:
+        assert errors["test_mse_paper"] < 1e-12
+
+
+def test_a_missing_paper_file_is_said_and_the_exact_reference_used(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr("problems.base.PAPER_DATA_DIRS", [tmp_path])
+    monkeypatch.setenv(REFERENCE_DIR_ENV, str(tmp_path))
+    problem = make_problem("burgers")
+    assert problem.scored_reference == "exact"
+    warning = capsys.readouterr().err
+    assert "burgers_simulation_data.npy" in warning and "test_reference=exact" in warning
+    inputs, fields = problem.reference()
+    errors = problem.error(lambda points: torch.from_numpy(fields))
+    assert errors["test_mse"] == 0.0 and "test_mse_paper" not in errors

@@ -1,0 +1,44 @@
+"""How runs are named: a run directory's name from its overrides, shared by ``pinnbench run``
+(Hydra's ``run_name`` resolver) and the reporter (which overrides a name does not spell out)."""
+
+from __future__ import annotations
+
+import hashlib
+
+from omegaconf import DictConfig
+
+RUN_NAME_KEYS = {"problem", "method", "n_losses", "seed", "budget", "budget.iterations", "budget.seconds",
+                 "problem.size"}
+"""Overrides that are spelt out in a run directory's name; any other override adds a short hash."""
+
+NEUTRAL_KEYS = {"quiet", "device", "eval_every", "log_every", "checkpoint_every", "plot", "diagnostics.conflict_every",
+                "experiment", "experiment/paper_iterations", "experiment/paper_walltime"}
+"""Overrides that change neither what is trained nor its result, so they leave the name alone.
+An experiment (``configs/experiment/``) sets only keys the name spells out (problem, n_losses,
+budget) or sweeps through overrides, so choosing one leaves the name alone too."""
+
+
+def extra_overrides(overrides) -> list[str]:
+    """The overrides a run directory's name does not spell out (neither a key of the name nor a
+    neutral one), sorted, without their ``+``/``~`` prefix."""
+    stripped = (str(o).lstrip("+~") for o in overrides)
+    return sorted(o for o in stripped if o.split("=")[0] not in RUN_NAME_KEYS | NEUTRAL_KEYS and not o.startswith("hydra"))
+
+
+def run_name(*, _root_: DictConfig) -> str:
+    """``<problem>-<size>/<method>-n<k>-<budget>-seed<s>[-<hash of other overrides>]``: a pure
+    function of the overrides, so a relaunched sweep finds its runs again."""
+    cfg = _root_
+    choices = cfg.hydra.runtime.choices
+    problem, method = choices.get("problem"), choices.get("method")
+    budget = cfg.budget
+    if budget.kind == "iterations":
+        amount = budget.iterations or cfg.problem.sizes[cfg.problem.size].iterations
+        label = f"it{amount}"
+    else:
+        label = f"wall{budget.seconds:g}s"
+    name = f"{problem}-{cfg.problem.size}/{method}-n{cfg.n_losses}-{label}-seed{cfg.seed}"
+    extras = extra_overrides(cfg.hydra.overrides.task)
+    if extras:
+        name += "-" + hashlib.sha1(";".join(extras).encode()).hexdigest()[:8]
+    return name
