@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Optional
+from pathlib import Path
+from typing import Any, Optional
 
 import torch
 
@@ -21,26 +22,50 @@ KINDS = ("iterations", "walltime")
 @dataclass
 class BudgetConfig:
     """``kind: iterations`` with ``iterations: N`` (null: the problem size's default), or
-    ``kind: walltime`` with ``seconds: S``."""
+    ``kind: walltime`` with ``seconds: S``, or ``seconds: adam``: the training seconds of the
+    completed Adam run of the same setting (see :func:`adam_seconds`)."""
 
     kind: str = "iterations"
     iterations: Optional[int] = None
-    seconds: Optional[float] = None
+    seconds: Any = None
+    adam_run: Optional[str] = None
+    """Set by ``seconds: adam``: the Adam run whose training seconds ``seconds`` now holds."""
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ConfigError(f"budget.kind={self.kind!r} is not a budget; allowed: {', '.join(KINDS)}.")
         if self.iterations is not None and self.iterations <= 0:
             raise ConfigError(f"budget.iterations={self.iterations} must be a positive integer.")
-        if self.kind == "walltime":
-            if self.seconds is None or not math.isfinite(self.seconds) or self.seconds <= 0:
-                raise ConfigError(
-                    f"budget.seconds={self.seconds} must be a positive number of seconds for budget=walltime."
-                )
+        if self.kind == "walltime" and self.seconds != "adam":
+            given = self.seconds
+            try:
+                self.seconds = float(given)
+            except (TypeError, ValueError):
+                self.seconds = math.nan
+            if not math.isfinite(self.seconds) or self.seconds <= 0:
+                raise ConfigError(f"budget.seconds={given} must be a positive number of seconds, or adam (the "
+                                  f"time of the Adam run of the same setting), for budget=walltime.")
 
     @property
     def amount(self) -> float:
         return self.iterations if self.kind == "iterations" else self.seconds
+
+
+def adam_seconds(adam_dir: Path, device: str) -> float:
+    """The training seconds of the completed Adam run in ``adam_dir`` (the paper's equal-time
+    budget); a :class:`ConfigError` naming the run when there is none, it did not complete, or it
+    ran on another device."""
+    from pinnbench import records
+
+    summary = records.read_summary(adam_dir)
+    if summary is None or summary.get("status") != "completed":
+        state = "does not exist" if summary is None else f"is {summary.get('status')}"
+        raise ConfigError(f"budget.seconds=adam: the Adam run {adam_dir} {state}; run the equal-iteration "
+                          f"sweep (or that run) first.")
+    if summary.get("device") != device:
+        raise ConfigError(f"budget.seconds=adam: the Adam run {adam_dir} ran on {summary.get('device')}, "
+                          f"this run on {device}; their times are not comparable.")
+    return float(summary["seconds"])
 
 
 class Clock:

@@ -112,6 +112,8 @@ def _run_task(cfg: DictConfig) -> Any:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    from pinnbench.budget import adam_seconds
+    from pinnbench.naming import ADAM, adam_run_name
     from pinnbench.sweep import run_job
     from pinnbench.train import DIVERGED, prepare, resolved_config, train
 
@@ -119,8 +121,18 @@ def _run_task(cfg: DictConfig) -> Any:
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     run_dir = Path(hydra_cfg.runtime.output_dir)
 
+    def setup():
+        """The run's setup, ``budget.seconds=adam`` replaced by the time of the Adam run of the same
+        setting beside this run (``<sweep dir>/<problem>-<size>/adam-n<k>-it<N>-seed<s>``)."""
+        if cfg.budget.kind == "walltime" and cfg.budget.seconds == ADAM:
+            adam_dir = run_dir.parent.parent / adam_run_name(cfg, hydra_cfg.runtime.choices.problem,
+                                                             hydra_cfg.overrides.task)
+            with open_dict(cfg):
+                cfg.budget.seconds, cfg.budget.adam_run = adam_seconds(adam_dir, cfg.device), str(adam_dir)
+        return prepare(cfg)
+
     def work() -> dict[str, Any]:
-        summary = train(prepare(cfg), run_dir)
+        summary = train(setup(), run_dir)
         if not summary.get("skipped"):
             mse = summary["test_mse"]
             print(f"{summary['status']}: {summary['iterations']} iterations in {summary['seconds']:.1f} s, "
@@ -129,7 +141,7 @@ def _run_task(cfg: DictConfig) -> Any:
 
     try:
         summary = run_job(cfg, run_dir, work, catch=multirun,  # skips finished or locked runs
-                          config_now=lambda: resolved_config(prepare(cfg)))
+                          config_now=lambda: resolved_config(setup()))
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -25,20 +25,35 @@ def extra_overrides(overrides) -> list[str]:
     return sorted(o for o in stripped if o.split("=")[0] not in RUN_NAME_KEYS | NEUTRAL_KEYS and not o.startswith("hydra"))
 
 
+def _name(problem: str, size: str, method: str, n_losses: int, label: str, seed: int, extras: list[str]) -> str:
+    name = f"{problem}-{size}/{method}-n{n_losses}-{label}-seed{seed}"
+    return name + ("-" + hashlib.sha1(";".join(extras).encode()).hexdigest()[:8] if extras else "")
+
+
 def run_name(*, _root_: DictConfig) -> str:
     """``<problem>-<size>/<method>-n<k>-<budget>-seed<s>[-<hash of other overrides>]``: a pure
     function of the overrides, so a relaunched sweep finds its runs again."""
     cfg = _root_
     choices = cfg.hydra.runtime.choices
-    problem, method = choices.get("problem"), choices.get("method")
     budget = cfg.budget
     if budget.kind == "iterations":
-        amount = budget.iterations or cfg.problem.sizes[cfg.problem.size].iterations
-        label = f"it{amount}"
+        label = f"it{budget.iterations or cfg.problem.sizes[cfg.problem.size].iterations}"
+    elif budget.seconds == ADAM:
+        label = "walladam"
     else:
         label = f"wall{budget.seconds:g}s"
-    name = f"{problem}-{cfg.problem.size}/{method}-n{cfg.n_losses}-{label}-seed{cfg.seed}"
-    extras = extra_overrides(cfg.hydra.overrides.task)
-    if extras:
-        name += "-" + hashlib.sha1(";".join(extras).encode()).hexdigest()[:8]
-    return name
+    return _name(choices.get("problem"), cfg.problem.size, choices.get("method"), cfg.n_losses, label, cfg.seed,
+                 extra_overrides(cfg.hydra.overrides.task))
+
+
+ADAM = "adam"
+"""``budget.seconds=adam``: the training seconds of the Adam run of the same setting."""
+
+
+def adam_run_name(cfg: DictConfig, problem: str, overrides) -> str:
+    """The run directory name (below the sweep directory) of the Adam run that sets the wall time of
+    ``cfg``'s run: same problem, size, grouping, seed and other overrides (the method's own aside),
+    at the size's default iterations, the paper's equal-iteration budget."""
+    extras = [o for o in extra_overrides(overrides) if not o.startswith("method.")]
+    iterations = cfg.problem.sizes[cfg.problem.size].iterations
+    return _name(problem, cfg.problem.size, "adam", cfg.n_losses, f"it{iterations}", cfg.seed, extras)

@@ -66,7 +66,8 @@ def prepare(cfg: DictConfig) -> Setup:
         method_options.validate(len(groups))
     iterations = run.budget.iterations or problem.size.iterations
     problem.fast = derivative_mode(run.fast, run.compile, iterations if run.budget.kind == "iterations" else None,
-                                   run.budget.seconds)
+                                   run.budget.seconds if isinstance(run.budget.seconds, float) else None)
+    problem.scored_reference  # says now, before any training, when the paper's reference file is missing
     return Setup(run, problem, method_cls, method_options, groups, Budget(run.budget, iterations), device, dtype)
 
 
@@ -251,6 +252,7 @@ def train(setup: Setup, run_dir: str | Path, on_iteration: Callable[[int], None]
             "problem": problem.name, "method": setup.method_options.label, "n_losses": len(setup.groups),
             "losses": names, "seed": run.seed, "size": problem.options.size,
             "budget": run.budget.kind, "budget_amount": budget.iterations if budget.kind == "iterations" else budget.seconds,
+            **({"budget_from": "adam", "adam_run": run.budget.adam_run} if run.budget.adam_run else {}),
             "device": str(setup.device), "dtype": run.dtype, "status": status,
             "iterations": iteration, "seconds": clock.seconds, "resumed_from": resumed_from,
             "ms_per_iteration": 1000 * clock.seconds / iteration if iteration else None,

@@ -51,3 +51,39 @@ def test_paused_clock_does_not_count():
     clock.start()
     time.sleep(0.01)
     assert clock.seconds > counted
+
+
+def test_walltime_adam_takes_the_seconds_of_the_adam_run_of_the_same_setting(tmp_path):
+    """``budget.seconds=adam``: each walltime run trains for the seconds its seed's Adam run took."""
+    from pinnbench import records
+    from tests.conftest import TINY
+    from tests.test_sweeps import pinnbench_run
+
+    small = ("problem.sizes.cpu.iterations=6", *TINY)
+    first = pinnbench_run("-m", "method=adam", "seed=0,1", *small, sweep_dir=tmp_path)
+    assert first.returncode == 0, first.stderr
+    second = pinnbench_run("-m", "method=config", "seed=0,1,2", "budget=walltime", "budget.seconds=adam", *small,
+                           sweep_dir=tmp_path)
+    assert second.returncode == 1  # seed 2 has no Adam run: that job fails, the others complete
+    problem_dir = tmp_path / "burgers-cpu"
+    for seed in (0, 1):
+        adam = records.read_summary(next(problem_dir.glob(f"adam-n3-it6-seed{seed}-*")))
+        ours = records.read_summary(next(problem_dir.glob(f"config-n3-walladam-seed{seed}-*")))
+        assert ours["status"] == "completed" and ours["budget_from"] == "adam"
+        assert ours["budget_amount"] == adam["seconds"] and ours["seconds"] >= adam["seconds"]
+        assert ours["adam_run"].endswith(f"adam-n3-it6-seed{seed}-" + ours["adam_run"].rsplit("-", 1)[1])
+    failed = records.read_summary(next(problem_dir.glob("config-n3-walladam-seed2-*")))
+    assert failed["status"] == "failed" and "adam-n3-it6-seed2" in failed["error"] and "does not exist" in failed["error"]
+    again = pinnbench_run("-m", "method=config", "seed=0", "budget=walltime", "budget.seconds=adam", *small,
+                          sweep_dir=tmp_path)
+    assert "1 skipped (1 already completed)" in again.stdout, again.stdout
+
+
+def test_walltime_seconds_must_be_a_positive_number_or_adam():
+    from pinnbench.budget import BudgetConfig
+
+    assert BudgetConfig(kind="walltime", seconds="12.5").seconds == 12.5
+    assert BudgetConfig(kind="walltime", seconds="adam").seconds == "adam"
+    for bad in ("fast", -1, None):
+        with pytest.raises(ConfigError, match=r"budget\.seconds=.* must be a positive number of seconds, or adam"):
+            BudgetConfig(kind="walltime", seconds=bad)
