@@ -272,7 +272,8 @@ def train(setup: Setup, run_dir: str | Path, on_iteration: Callable[[int], None]
         history.append({"iteration": 0, "seconds": 0.0, "lr": 0.0})
         evaluate()
     clock.start()
-    while not budget.exhausted(iteration, clock.seconds if budget.kind == "walltime" else 0.0):
+    final = budget.exhausted(iteration, clock.seconds if budget.kind == "walltime" else 0.0)
+    while not final:  # decided once per iteration, so the iteration that ends the budget is always recorded
         fraction = budget.progress(iteration + 1, clock.seconds) if budget.kind == "iterations" \
             else budget.progress(iteration, clock.seconds)
         lr = cosine_with_warmup(fraction, warmup, run.lr, run.final_lr)

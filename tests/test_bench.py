@@ -80,7 +80,7 @@ def test_mconfig_draws_and_evaluates_only_the_loss_it_refreshes(tmp_path, monkey
     original = setup.problem.sample_term
     monkeypatch.setattr(setup.problem, "sample_term", lambda term, *a: drawn.append(term) or original(term, *a))
     train(setup, tmp_path)
-    assert drawn == ["residual", "boundary", "initial"] * 2
+    assert drawn == ["boundary", "initial", "residual"] * 2  # the paper's order starts at loss 1
 
 
 def test_the_straightforward_step_is_the_same_step_as_ours():

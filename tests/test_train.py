@@ -1,5 +1,6 @@
 """The training loop: learning, records, resume, divergence, budgets."""
 
+import math
 import time
 
 import pandas as pd
@@ -113,3 +114,23 @@ def test_walltime_budget_excludes_evaluation_and_reaches_the_end_of_the_schedule
     schedule = [cosine_with_warmup(min(t / 1.0, 1.0), 0.01, 1e-3, 1e-4) for t in (last.seconds, max(before.seconds, 0.01))]
     assert schedule[0] * (1 - 1e-9) <= last.lr <= schedule[1] * (1 + 1e-9)
     assert schedule[0] == pytest.approx(1e-4)
+
+
+def test_the_iteration_that_ends_a_wall_time_budget_is_evaluated_and_saved(tmp_path, monkeypatch):
+    """The budget is decided once per iteration: time that runs out between the decision and the
+    next iteration cannot end the run without its final evaluation, history row and checkpoint."""
+    from pinnbench.budget import Budget
+
+    seen: dict[int, int] = {}
+
+    def exhausted(self, iteration, seconds):  # the clock "runs out" while iteration 5 is not logged
+        seen[iteration] = seen.get(iteration, 0) + 1
+        return iteration >= 8 or (iteration >= 5 and seen[iteration] > 1)
+
+    monkeypatch.setattr(Budget, "exhausted", exhausted)
+    setup = setup_for("budget=walltime", "budget.seconds=100", "log_every=10", "eval_every=10")
+    summary = train(setup, tmp_path)
+    history = pd.read_csv(tmp_path / records.HISTORY)
+    assert summary["iterations"] == 8 == history.iteration.iloc[-1]
+    assert summary["test_mse"] == history.test_mse.iloc[-1] and not math.isnan(history.test_mse.iloc[-1])
+    assert records.load_checkpoint(tmp_path / records.CHECKPOINT)["iteration"] == 8
