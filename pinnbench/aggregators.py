@@ -147,3 +147,18 @@ def dcgd_avg(G: Tensor) -> Tensor:
 DCGD_VARIANTS = {"center": dcgd_center, "avg": dcgd_avg, "proj": dcgd_proj}
 """The DCGD aggregators by variant name (``method.variant`` of ``method=dcgd``)."""
 
+
+# ----- loss weights from per-loss scales ----------------------------------------------------------
+def balancing_weights(scales: Tensor, eps: float = 1e-5) -> Tensor:
+    """Weights that bring every loss's scale s_i to the mean scale (jaxpi's ``compute_weights``,
+    Wang et al. 2023 "An expert's guide to training PINNs", arXiv 2308.08468):
+
+        w_i = s̄ / (s_i + eps · s̄),   s̄ = (1/k) Σ_j s_j,
+
+    with s_i the norm of ∇L_i (gradient-norm weighting) or the mean NTK diagonal of loss i (NTK
+    weighting). All weights are 1 when every scale is zero.
+    """
+    if scales.ndim != 1 or scales.numel() == 0:
+        raise ValueError(f"expected a vector of k >= 1 scales, got shape {tuple(scales.shape)}")
+    mean = scales.mean()
+    return torch.where(mean > 0, mean / (scales + eps * mean), torch.ones_like(scales))

@@ -13,7 +13,7 @@ from conflictfree.grad_operator import ConFIG_update, ConFIGOperator, IMTLGOpera
 from torch import Tensor
 from torchjd.aggregation import IMTLG, PCGrad, ConFIG
 
-from pinnbench.aggregators import DCGD_VARIANTS, config, dcgd_avg, dcgd_center, dcgd_proj, imtlg, pcgrad
+from pinnbench.aggregators import DCGD_VARIANTS, balancing_weights, config, dcgd_avg, dcgd_center, dcgd_proj, imtlg, pcgrad
 
 D = 60  # parameters per gradient
 
@@ -270,3 +270,11 @@ def test_dcgd_proj_is_the_euclidean_projection_on_the_dual_cone(G):
         assert (G @ v >= -1e-12 * G.norm(dim=1) * v.norm()).all()
         assert float((g - p) @ v) <= 1e-10 * float(g.norm() * v.norm())
 
+
+def test_balancing_weights_bring_each_scale_to_the_mean():
+    # scales (1, 2, 3): mean 2, w = 2 / (s + 2e-5)
+    torch.testing.assert_close(balancing_weights(t(1, 2, 3)), t(2 / (1 + 2e-5), 2 / (2 + 2e-5), 2 / (3 + 2e-5)))
+    torch.testing.assert_close(balancing_weights(t(5, 5)), t(1, 1) / (1 + 1e-5))
+    torch.testing.assert_close(balancing_weights(t(0, 0)), t(1, 1))
+    with pytest.raises(ValueError):
+        balancing_weights(t([1, 2]))
