@@ -84,3 +84,82 @@ def imtlg(G: Tensor) -> Tensor:
     tiny = torch.finfo(G.dtype).tiny
     scale = torch.where(norms > 0, (P.T @ x) / norms.clamp_min(tiny), 0).sum()
     return torch.where(scale.abs() > tiny, x / scale, torch.zeros_like(x))
+
+
+# ----- DCGD: two gradients, an update in their dual cone ------------------------------------------
+def _dcgd_pair(G: Tensor) -> tuple[Tensor, Tensor]:
+    """(g_r, g_b): the first row (the PDE residual's gradient) and the sum of the others."""
+    _check_matrix(G)
+    return G[0], G[1:].sum(dim=0)
+
+
+def _off(g: Tensor, h: Tensor) -> Tensor:
+    """g with its component along h removed, g − (gᵀh/‖h‖²) h (g itself when h = 0)."""
+    return g - (g @ h) / (h @ h).clamp_min(torch.finfo(h.dtype).tiny) * h
+
+
+def dcgd_center(G: Tensor) -> Tensor:
+    """DCGD, center variant (Hwang & Lim, "Dual cone gradient descent for training physics-informed
+    neural networks", NeurIPS 2024, arXiv 2409.18426; the authors' code, ``dcgd.py``).
+
+    With g_r = G[0] (the residual loss's gradient), g_b = Σ_{i≥1} G[i] (the other losses' summed)
+    and g = g_r + g_b: the projection of g on the bisector c = g_r/‖g_r‖ + g_b/‖g_b‖,
+
+        (cᵀg / ‖c‖²) c = ½ (‖g_r‖ + ‖g_b‖) c   when both are nonzero,
+
+    which lies in the dual cone {v : vᵀg_r ≥ 0, vᵀg_b ≥ 0}. The authors write ‖c‖² = 2(1 + cos(g_r, g_b)),
+    equal to ours unless a gradient is zero (then we return the other one, they return half of it).
+    Opposite gradients give c = 0 and a zero update.
+    """
+    g_r, g_b = _dcgd_pair(G)
+    c = unit_rows(torch.stack([g_r, g_b])).sum(dim=0)
+    squared = c @ c
+    tiny = torch.finfo(G.dtype).tiny
+    return torch.where(squared > tiny, (c @ (g_r + g_b)) / squared.clamp_min(tiny) * c, torch.zeros_like(c))
+
+
+def dcgd_proj(G: Tensor) -> Tensor:
+    """DCGD, projection variant (Hwang & Lim, NeurIPS 2024; the authors' ``dcgd.py``).
+
+    g = g_r + g_b (g_r = G[0], g_b = Σ_{i≥1} G[i]) when it lies in the dual cone (gᵀg_r ≥ 0 and
+    gᵀg_b ≥ 0); otherwise its Euclidean projection on the cone, which is the gradient that wins made
+    orthogonal to the one that loses: g_r − (g_rᵀg_b/‖g_b‖²) g_b when gᵀg_b < 0, and
+    g_b − (g_rᵀg_b/‖g_r‖²) g_r when gᵀg_r < 0 (the two cannot both hold: their sum is ‖g‖²).
+    """
+    g_r, g_b = _dcgd_pair(G)
+    g = g_r + g_b
+    return torch.where(g @ g_b < 0, _off(g_r, g_b), torch.where(g @ g_r < 0, _off(g_b, g_r), g))
+
+
+def dcgd_avg(G: Tensor) -> Tensor:
+    """DCGD, average variant (Hwang & Lim, NeurIPS 2024; the authors' ``dcgd.py``).
+
+    g = g_r + g_b (g_r = G[0], g_b = Σ_{i≥1} G[i]) when it lies in the dual cone; otherwise the mean of
+    each gradient made orthogonal to the other, ½[(g_r − (g_rᵀg_b/‖g_b‖²) g_b) + (g_b − (g_rᵀg_b/‖g_r‖²) g_r)],
+    whose inner product with g_r is ½‖g_r‖²(1 − cos²(g_r, g_b)) ≥ 0, and likewise with g_b.
+    As in the authors' code, the sum is not halved when it is kept.
+    """
+    g_r, g_b = _dcgd_pair(G)
+    g = g_r + g_b
+    outside = (g @ g_b < 0) | (g @ g_r < 0)
+    return torch.where(outside, 0.5 * (_off(g_r, g_b) + _off(g_b, g_r)), g)
+
+
+DCGD_VARIANTS = {"center": dcgd_center, "avg": dcgd_avg, "proj": dcgd_proj}
+"""The DCGD aggregators by variant name (``method.variant`` of ``method=dcgd``)."""
+
+
+# ----- loss weights from per-loss scales ----------------------------------------------------------
+def balancing_weights(scales: Tensor, eps: float = 1e-5) -> Tensor:
+    """Weights that bring every loss's scale s_i to the mean scale (jaxpi's ``compute_weights``,
+    Wang et al. 2023 "An expert's guide to training PINNs", arXiv 2308.08468):
+
+        w_i = s̄ / (s_i + eps · s̄),   s̄ = (1/k) Σ_j s_j,
+
+    with s_i the norm of ∇L_i (gradient-norm weighting) or the mean NTK diagonal of loss i (NTK
+    weighting). All weights are 1 when every scale is zero.
+    """
+    if scales.ndim != 1 or scales.numel() == 0:
+        raise ValueError(f"expected a vector of k >= 1 scales, got shape {tuple(scales.shape)}")
+    mean = scales.mean()
+    return torch.where(mean > 0, mean / (scales + eps * mean), torch.ones_like(scales))

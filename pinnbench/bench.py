@@ -168,6 +168,9 @@ class StraightforwardLosses:
     def __call__(self, indices: Sequence[int] | None = None) -> Tensor:
         return torch.stack(self.each(indices))
 
+    def residuals(self, index: int) -> list[Tensor]:
+        return [self.problem.term_residual(self.model, self.batches[t], t) for t in self.groups[index]]
+
 
 class Variant:
     """One method in one implementation, with its own model, method state and optimiser."""

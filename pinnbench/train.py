@@ -137,6 +137,10 @@ class GroupLosses:
     def __call__(self, indices: Sequence[int] | None = None) -> Tensor:
         return torch.stack(self.each(indices))
 
+    def residuals(self, index: int) -> list[Tensor]:
+        """Pointwise residuals [rows, n_eq] of every term of loss ``index`` on the current points."""
+        return [self.problem.term_residual(self.model, self.batches[t], t) for t in self.groups[index]]
+
 
 def _rng_state(generator: torch.Generator) -> dict[str, Any]:
     state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),

@@ -13,7 +13,7 @@ from conflictfree.grad_operator import ConFIG_update, ConFIGOperator, IMTLGOpera
 from torch import Tensor
 from torchjd.aggregation import IMTLG, PCGrad, ConFIG
 
-from pinnbench.aggregators import config, imtlg, pcgrad
+from pinnbench.aggregators import DCGD_VARIANTS, balancing_weights, config, dcgd_avg, dcgd_center, dcgd_proj, imtlg, pcgrad
 
 D = 60  # parameters per gradient
 
@@ -53,7 +53,9 @@ def seeded_pcgrad(G: Tensor) -> Tensor:
     return pcgrad(G, torch.Generator().manual_seed(0))
 
 
-AGGREGATORS = {"config": config, "pcgrad": seeded_pcgrad, "imtlg": imtlg}
+AGGREGATORS = {"config": config, "pcgrad": seeded_pcgrad, "imtlg": imtlg,
+               **{f"dcgd-{variant}": rule for variant, rule in DCGD_VARIANTS.items()}}
+DCGD = [f"dcgd-{variant}" for variant in DCGD_VARIANTS]
 
 
 def battery(property_holds_for: dict[str, list]) -> list:
@@ -75,7 +77,7 @@ def test_returns_a_finite_vector_of_the_gradients_shape_dtype_and_device(aggrega
         assert torch.isfinite(g).all()
 
 
-@pytest.mark.parametrize("aggregate, G", battery({"config": MATRICES, "pcgrad": PAIRS}))
+@pytest.mark.parametrize("aggregate, G", battery({"config": MATRICES, "pcgrad": PAIRS, **{n: PAIRS for n in DCGD}}))
 def test_non_conflicting(aggregate, G):
     """g_iᵀg ≥ 0 for every i (strictly, for ConFIG with linearly independent rows)."""
     g = aggregate(G)
@@ -198,3 +200,90 @@ def test_config_matches_conflictfree_in_float32(G):
 def test_imtlg_matches_conflictfree(G):
     """The package solves the paper's (D Uᵀ) system, which loses some digits when lengths spread."""
     assert relative_difference(imtlg(G), IMTLGOperator().calculate_gradient(G)) < 1e-4
+
+
+# ----- DCGD: the dual cone of (g_r, Σ others), and hand-made cases ---------------------------------
+def dual_cone_pair(G: Tensor) -> Tensor:
+    """[2, d]: the residual's gradient and the sum of the others, the two gradients DCGD sees."""
+    return torch.stack([G[0], G[1:].sum(dim=0)])
+
+
+@pytest.mark.parametrize("aggregate, G", battery({n: MATRICES for n in DCGD}))
+def test_dcgd_update_lies_in_the_dual_cone_of_the_residual_and_the_others(aggregate, G):
+    """gᵀg_r ≥ 0 and gᵀ(Σ_{i≥1} g_i) ≥ 0 (not for every g_i alone when k ≥ 3)."""
+    pair = dual_cone_pair(G)
+    g = aggregate(G)
+    assert (pair @ g >= -1e-12 * pair.norm(dim=1) * g.norm()).all()
+    torch.testing.assert_close(aggregate(pair), g, rtol=1e-12, atol=1e-14 * G.norm())
+
+
+@pytest.mark.parametrize("aggregate, G", battery({n: MATRICES for n in DCGD}))
+def test_dcgd_ignores_the_order_of_the_non_residual_losses(aggregate, G):
+    reversed_others = torch.cat([G[:1], G[1:].flip(0)])
+    torch.testing.assert_close(aggregate(reversed_others), aggregate(G), rtol=1e-12, atol=1e-14 * G.norm())
+
+
+def t(*rows) -> Tensor:
+    return torch.tensor(rows, dtype=torch.float64)
+
+
+# (residual row(s), expected center, avg, proj): by hand from the formulas in pinnbench.aggregators
+DCGD_CASES = {
+    # g_r = (1, 0), g_b = (−3, 4), |g_b| = 5: g = (−2, 4) has gᵀg_r = −2 < 0 (outside the cone);
+    # center ½(1 + 5)((1, 0) + (−0.6, 0.8)) = (1.2, 2.4); proj g_b − (−3/1) g_r = (0, 4);
+    # avg ½[(g_r + (3/25) g_b) + (0, 4)] = ½[(0.64, 0.48) + (0, 4)] = (0.32, 2.24).
+    "conflicting": (t([1, 0], [-3, 4]), t(1.2, 2.4), t(0.32, 2.24), t(0, 4)),
+    # the same with the roles swapped: now gᵀg_b < 0 and proj keeps g_r made orthogonal to g_b
+    "conflicting-residual-wins": (t([-3, 4], [1, 0]), t(1.2, 2.4), t(0.32, 2.24), t(0, 4)),
+    # three losses: boundary + initial = (−1, 1) + (−2, 3) = (−3, 4), as in the first case
+    "conflicting-three-losses": (t([1, 0], [-1, 1], [-2, 3]), t(1.2, 2.4), t(0.32, 2.24), t(0, 4)),
+    # orthogonal g_r = (2, 0), g_b = (0, 1): in the cone, avg and proj keep g = (2, 1);
+    # center ½(2 + 1)((1, 0) + (0, 1)) = (1.5, 1.5)
+    "orthogonal": (t([2, 0], [0, 1]), t(1.5, 1.5), t(2, 1), t(2, 1)),
+    # aligned g_r = (3, 4), g_b = (6, 8): every variant returns the sum (9, 12)
+    "aligned": (t([3, 4], [6, 8]), t(9, 12), t(9, 12), t(9, 12)),
+    # opposite g_r = (2, 0, 0), g_b = (−1, 0, 0): the cone is the plane x = 0, every variant gives 0
+    "opposite": (t([2, 0, 0], [-1, 0, 0]), t(0, 0, 0), t(0, 0, 0), t(0, 0, 0)),
+    # exactly cancelling g_r = −g_b: zero
+    "cancelling": (t([1, 1], [-1, -1]), t(0, 0), t(0, 0), t(0, 0)),
+}
+
+
+@pytest.mark.parametrize("G, center, avg, proj", DCGD_CASES.values(), ids=DCGD_CASES.keys())
+def test_dcgd_variants_on_hand_made_cases(G, center, avg, proj):
+    for rule, expected in ((dcgd_center, center), (dcgd_avg, avg), (dcgd_proj, proj)):
+        torch.testing.assert_close(rule(G), expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("G", PAIRS)
+def test_dcgd_center_equals_the_authors_closed_form(G):
+    """The authors scale the bisector c = u_r + u_b by cᵀ(g_r + g_b) / (2 (1 + cos(g_r, g_b)))."""
+    g_r, g_b = G
+    c = g_r / g_r.norm() + g_b / g_b.norm()
+    cosine = g_r @ g_b / (g_r.norm() * g_b.norm())
+    torch.testing.assert_close(dcgd_center(G), (c @ (g_r + g_b)) / (2 * (1 + cosine)) * c, rtol=1e-10, atol=0)
+
+
+@pytest.mark.parametrize("G", PAIRS)
+def test_dcgd_proj_is_the_euclidean_projection_on_the_dual_cone(G):
+    """p = dcgd_proj(G) is the projection of g = g_r + g_b on the cone K = {v : vᵀg_r ≥ 0, vᵀg_b ≥ 0}:
+    p ∈ K, (g − p)ᵀp = 0 and (g − p)ᵀv ≤ 0 for every v ∈ K. As g − p lies in the plane of g_r and
+    g_b, it suffices to check v on the rays that span K in that plane when the pair conflicts, each
+    gradient made orthogonal to the other (both are in K whatever the pair)."""
+    g_r, g_b = G
+    g = g_r + g_b
+    p = dcgd_proj(G)
+    assert (G @ p >= -1e-12 * G.norm(dim=1) * p.norm()).all()
+    assert abs(float((g - p) @ p)) <= 1e-10 * float(g.norm() ** 2)
+    for v in (g_r - (g_r @ g_b) / (g_b @ g_b) * g_b, g_b - (g_r @ g_b) / (g_r @ g_r) * g_r):
+        assert (G @ v >= -1e-12 * G.norm(dim=1) * v.norm()).all()
+        assert float((g - p) @ v) <= 1e-10 * float(g.norm() * v.norm())
+
+
+def test_balancing_weights_bring_each_scale_to_the_mean():
+    # scales (1, 2, 3): mean 2, w = 2 / (s + 2e-5)
+    torch.testing.assert_close(balancing_weights(t(1, 2, 3)), t(2 / (1 + 2e-5), 2 / (2 + 2e-5), 2 / (3 + 2e-5)))
+    torch.testing.assert_close(balancing_weights(t(5, 5)), t(1, 1) / (1 + 1e-5))
+    torch.testing.assert_close(balancing_weights(t(0, 0)), t(1, 1))
+    with pytest.raises(ValueError):
+        balancing_weights(t([1, 2]))

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from pinnbench import records
-from pinnbench.diagnostics import conflict_measures
+from pinnbench.diagnostics import alignment_score, condition_number, conflict_measures, numerical_rank
 from pinnbench.train import prepare, train
 from tests.conftest import TINY, compose_config
 
@@ -21,7 +21,59 @@ def test_measures_equal_direct_cosines_and_norms():
     assert measures["gnorm_i"] == pytest.approx(G[2].norm().item(), rel=1e-12)
     assert measures["cos_update_b"] == pytest.approx(cos(update, G[1], dim=0).item(), rel=1e-12)
     assert set(measures) == {"cos_r_b", "cos_r_i", "cos_b_i", "gnorm_r", "gnorm_b", "gnorm_i",
-                             "cos_update_r", "cos_update_b", "cos_update_i"}
+                             "cos_update_r", "cos_update_b", "cos_update_i", "alignment", "grad_rank", "grad_cond"}
+    assert measures["alignment"] == alignment_score(G) and measures["grad_rank"] == 3
+    singular = torch.linalg.svdvals(G)
+    assert measures["grad_cond"] == pytest.approx((singular[0] / singular[-1]).item(), rel=1e-10)
+
+
+def t(*rows):
+    return torch.tensor(rows, dtype=torch.float64)
+
+
+# G, alignment score, numerical rank, condition number — by hand
+GRADIENT_MATRICES = {
+    # two equal directions: mean unit vector e_1, A = 2·1 − 1 = 1; rank 1, σ = (√(4 + 1), 0)
+    "parallel": (t([2, 0], [1, 0]), 1.0, 1, float("inf")),
+    # opposite: mean unit vector 0, A = −1 (= cos for two gradients)
+    "opposite": (t([3, 0], [-1, 0]), -1.0, 1, float("inf")),
+    # orthogonal, lengths 3 and 1: mean unit (½, ½), A = 2·½ − 1 = 0; σ = (3, 1), cond 3
+    "orthogonal": (t([3, 0, 0], [0, 1, 0]), 0.0, 2, 3.0),
+    # at 60°: cos = ½ = A; G Gᵀ = [[1, ½], [½, 1]], σ² = 3/2, 1/2, cond √3
+    "sixty-degrees": (t([1, 0], [0.5, 3**0.5 / 2]), 0.5, 2, 3**0.5),
+    # three unit vectors e_1, e_2, −e_1 in R³: mean (0, 1/3, 0), A = 2/9 − 1 = −7/9;
+    # G Gᵀ = [[1,0,−1],[0,1,0],[−1,0,1]] has eigenvalues 2, 1, 0: rank 2, σ_min = 0
+    "three": (t([1, 0, 0], [0, 1, 0], [-1, 0, 0]), -7 / 9, 2, float("inf")),
+    # the same in R²: only min(k, d) = 2 singular values, √2 and 1 (GᵀG = diag(2, 1))
+    "three-in-the-plane": (t([1, 0], [0, 1], [-1, 0]), -7 / 9, 2, 2**0.5),
+    # three orthogonal gradients of lengths 1, 10, 100: A = 2·3/9 − 1 = −1/3, cond 100
+    "three-orthogonal": (t([1, 0, 0, 0], [0, 10, 0, 0], [0, 0, 100, 0]), -1 / 3, 3, 100.0),
+}
+
+
+@pytest.mark.parametrize("G, alignment, rank, cond", GRADIENT_MATRICES.values(), ids=GRADIENT_MATRICES.keys())
+def test_alignment_rank_and_condition_number_equal_hand_computed_values(G, alignment, rank, cond):
+    for matrix in (G, G.float()):
+        tolerance = 1e-12 if matrix.dtype == torch.float64 else 1e-6
+        assert alignment_score(matrix).item() == pytest.approx(alignment, abs=tolerance)
+        assert numerical_rank(matrix).item() == rank
+        assert condition_number(matrix).item() == pytest.approx(cond, rel=1e-6)
+
+
+def test_alignment_of_two_gradients_is_their_cosine():
+    G = torch.randn(2, 30, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    cosine = torch.nn.functional.cosine_similarity(G[0], G[1], dim=0)
+    assert alignment_score(G).item() == pytest.approx(cosine.item(), rel=1e-12)
+
+
+def test_numerical_rank_tolerance_is_sigma_max_times_size_times_epsilon():
+    """A row of relative size just above / below max(k, d)·ε counts / does not count."""
+    d = 1000
+    tolerance = d * torch.finfo(torch.float32).eps  # about 1.2e-4
+    for factor, rank in ((2.0, 2), (0.5, 1)):
+        G = torch.zeros(2, d)
+        G[0, 0], G[1, 1] = 1.0, factor * tolerance
+        assert numerical_rank(G).item() == rank
 
 
 def run(tmp_path, *overrides):
@@ -37,6 +89,8 @@ def test_diagnostics_leave_the_trajectory_alone_and_report_their_overhead(tmp_pa
     rows = history[history.cos_residual_boundary.notna()]
     assert list(rows.iteration) == [7, 14, 21, 28]
     assert rows.filter(like="cos_").abs().le(1 + 1e-6).all().all()
+    assert rows.alignment.between(-1 - 1e-6, 1 + 1e-6).all() and set(rows.grad_rank) <= {1, 2, 3}
+    assert (rows.grad_cond >= 1).all()
 
 
 @pytest.mark.parametrize("n_losses", [2, 3])

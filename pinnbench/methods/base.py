@@ -28,6 +28,10 @@ class Losses(Protocol):
     ``losses(indices)`` → Tensor[len(indices)], for weighting; ``losses.each(indices)`` → the same
     values as separate scalars, for per-loss gradients: a backward pass from one of them touches only
     its own graph (from a stacked tensor it would traverse every loss's graph with zeros).
+
+    ``losses.residuals(index)`` → the pointwise residuals behind loss ``index``, one Tensor[rows, n_eq]
+    per loss term, on this iteration's points: the term's loss is the mean over rows of the sum over
+    columns of their squares. Only methods that need per-point quantities call it (NTK weighting).
     """
 
     n_losses: int
@@ -35,6 +39,8 @@ class Losses(Protocol):
     def __call__(self, indices: Sequence[int] | None = None) -> Tensor: ...
 
     def each(self, indices: Sequence[int] | None = None) -> list[Tensor]: ...
+
+    def residuals(self, index: int) -> list[Tensor]: ...
 
 
 @dataclass

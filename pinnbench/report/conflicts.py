@@ -3,7 +3,9 @@
 A run trained with ``diagnostics.conflict_every=N`` logs, every N iterations, the pairwise cosines
 ``cos_<a>_<b>`` of the losses' gradients and the cosines ``cos_update_<a>`` between the method's
 update and each loss's gradient. An iteration *conflicts* when its update has a negative cosine
-with some loss's gradient: to first order that step increases the loss.
+with some loss's gradient: to first order that step increases the loss. It also logs three numbers
+of the gradient matrix G[k, d] (:mod:`pinnbench.diagnostics`): the alignment score ``alignment``
+(2‖mean unit gradient‖² − 1), the numerical rank ``grad_rank`` and the condition number ``grad_cond``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,21 @@ def pair_columns(history: pd.DataFrame) -> list[str]:
     return [c for c in history.columns if c.startswith("cos_") and not c.startswith("cos_update_")]
 
 
+ALIGNMENT, RANK, COND = "alignment", "grad_rank", "grad_cond"
+
+
+def gradient_summary(history: pd.DataFrame) -> dict[str, float]:
+    """Over a run's diagnosed iterations: the mean alignment score, the mean numerical rank and the
+    median condition number of G (NaN for what the history lacks)."""
+    def column(name: str) -> pd.Series:
+        return history[name].dropna() if name in history else pd.Series(dtype=float)
+
+    alignment, rank, cond = column(ALIGNMENT), column(RANK), column(COND)
+    return {ALIGNMENT: float(alignment.mean()) if len(alignment) else float("nan"),
+            RANK: float(rank.mean()) if len(rank) else float("nan"),
+            COND: float(cond.median()) if len(cond) else float("nan")}
+
+
 def conflict_fraction(history: pd.DataFrame) -> tuple[float, int]:
     """(fraction of diagnosed iterations whose update conflicts with some loss, number diagnosed)."""
     columns = update_columns(history)
@@ -37,16 +54,24 @@ def conflict_fraction(history: pd.DataFrame) -> tuple[float, int]:
 
 
 def conflict_table(runs: pd.DataFrame, histories: dict[tuple, dict[str, list[pd.DataFrame]]]) -> pd.DataFrame:
-    """Per setting and method: the conflict fraction's mean, min and max over seeds."""
+    """Per setting and method: the conflict fraction's mean, min and max over seeds; the alignment
+    score and numerical rank of G (each run's mean over its diagnosed iterations, then the mean over
+    seeds) and its condition number (each run's median, then the median over seeds)."""
     rows = []
     for key, by_method in histories.items():
         for method, frames in by_method.items():
-            fractions = [f for f, n in map(conflict_fraction, frames) if n]
-            if fractions:
-                rows.append({**dict(zip(SETTING, key)), "method": method, "n_seeds": len(fractions),
-                             "conflict_fraction_mean": float(np.mean(fractions)),
-                             "conflict_fraction_min": float(np.min(fractions)),
-                             "conflict_fraction_max": float(np.max(fractions))})
+            diagnosed = [h for h in frames if conflict_fraction(h)[1]]
+            if not diagnosed:
+                continue
+            fractions = [conflict_fraction(h)[0] for h in diagnosed]
+            summaries = pd.DataFrame([gradient_summary(h) for h in diagnosed])
+            rows.append({**dict(zip(SETTING, key)), "method": method, "n_seeds": len(fractions),
+                         "conflict_fraction_mean": float(np.mean(fractions)),
+                         "conflict_fraction_min": float(np.min(fractions)),
+                         "conflict_fraction_max": float(np.max(fractions)),
+                         "alignment_mean": float(summaries[ALIGNMENT].mean()),
+                         "grad_rank_mean": float(summaries[RANK].mean()),
+                         "grad_cond_median": float(summaries[COND].median())})
     return pd.DataFrame(rows)
 
 
@@ -67,16 +92,28 @@ def _band(ax, frames: list[pd.DataFrame], column: str, label: str) -> None:
         ax.fill_between(grid, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
 
 
+def _log_condition(frames: list[pd.DataFrame]) -> list[pd.DataFrame]:
+    """The histories with ``log10_grad_cond`` = log10 of the condition number (NaN where infinite)."""
+    out = []
+    for h in frames:
+        if COND in h:
+            h = h.assign(log10_grad_cond=np.log10(h[COND].astype(float).replace(np.inf, np.nan)))
+        out.append(h)
+    return out
+
+
 def conflict_figure(title: str, by_method: dict[str, list[pd.DataFrame]], out_dir: Path, name: str) -> list[Path]:
-    """One row per method: pairwise gradient cosines (left) and update-vs-loss cosines (right),
-    mean over seeds with the range as a band; the conflict fraction in each row's title."""
+    """One row per method: pairwise gradient cosines, update-vs-loss cosines, and (for runs that log
+    them) the alignment score and the condition number of G, mean over seeds with the range as a
+    band; the conflict fraction and the mean numerical rank of G in the titles."""
     from pinnbench.report.figures import save
 
     methods = [m for m, frames in by_method.items() if any(update_columns(h) for h in frames)]
     if not methods:
         return []
-    fig = Figure(figsize=(10, 2.4 * len(methods)), layout="constrained")
-    axes = fig.subplots(len(methods), 2, squeeze=False, sharex=True)
+    spectral = any(ALIGNMENT in h for m in methods for h in by_method[m])
+    fig = Figure(figsize=(20 if spectral else 10, 2.4 * len(methods)), layout="constrained")
+    axes = fig.subplots(len(methods), 4 if spectral else 2, squeeze=False, sharex=True)
     for row, method in zip(axes, methods):
         frames = by_method[method]
         for column in pair_columns(frames[0]):
@@ -87,11 +124,20 @@ def conflict_figure(title: str, by_method: dict[str, list[pd.DataFrame]], out_di
         row[0].set_title(f"{method}: cos(g_a, g_b)", fontsize=9)
         row[1].set_title(f"{method}: cos(update, g_a); conflicting iterations "
                          f"{100 * np.mean(fractions):.1f} %", fontsize=9)
-        for ax in row:
+        for ax in row[:2]:
+            ax.legend(fontsize=7, loc="lower right")
+        if spectral:
+            _band(row[2], frames, ALIGNMENT, "A")
+            row[2].set_title(f"{method}: alignment score A = 2‖mean g_a/‖g_a‖‖² − 1", fontsize=9)
+            _band(row[3], _log_condition(frames), "log10_grad_cond", "log10 cond(G)")
+            ranks = [r for r in (gradient_summary(h)[RANK] for h in frames) if np.isfinite(r)]
+            rank = f"{np.mean(ranks):.2f}" if ranks else "not logged"
+            row[3].set_title(f"{method}: log10 condition number of G; mean numerical rank {rank}", fontsize=9)
+            row[3].grid(alpha=0.3)
+        for ax in row[:3]:
             ax.axhline(0, color="black", linewidth=0.6)
             ax.set_ylim(-1.05, 1.05)
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=7, loc="lower right")
     for ax in axes[-1]:
         ax.set_xlabel("iteration")
     fig.suptitle(f"{title}: gradient conflict (mean over seeds, band: range)")

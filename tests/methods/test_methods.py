@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 
 from pinnbench import records
 from pinnbench.cli import config_dir
+from pinnbench.commands.methods import describe_methods
 from pinnbench.errors import ConfigError
 from pinnbench.methods.base import WeightingMethod
 from pinnbench.settings import typed_options
@@ -39,12 +40,25 @@ def test_the_paper_s_eight_methods_are_configured():
     assert {"adam", "lra", "minmax", "relobralo", "pcgrad", "imtlg", "config", "mconfig"} <= set(METHODS)
 
 
-CASES = [pytest.param(m, p, n, id=f"{m}-{p}-n{n}") for p in PROBLEMS for n in groupings(p) for m in METHODS]
+def test_pinnbench_methods_lists_the_newer_methods_with_their_papers():
+    entries = {e["name"]: e for e in describe_methods()}
+    papers = {"dcgd": "Hwang & Lim, NeurIPS 2024", "gradnorm": "Wang et al. 2023", "ntk": "Wang, Yu, Perdikaris 2022"}
+    for name, paper in papers.items():
+        assert paper in entries[name]["description"]
+    assert entries["dcgd"]["options"] == {"variant": "center"}
+    assert entries["gradnorm"]["options"] == {"momentum": 0.9, "every": 1000}
+    assert entries["ntk"]["options"] == {"momentum": 0.9, "every": 1000, "samples": 64}
 
 
-@pytest.mark.parametrize("method, problem, n_losses", CASES)
-def test_trains_a_few_iterations(tmp_path, method, problem, n_losses):
-    setup = prepare(compose_config(f"problem={problem}", f"method={method}", f"n_losses={n_losses}",
+CASES = [pytest.param(m, p, n, (), id=f"{m}-{p}-n{n}") for p in PROBLEMS for n in groupings(p) for m in METHODS]
+CASES += [pytest.param("dcgd", "burgers", n, (f"method.variant={v}",), id=f"dcgd-{v}-burgers-n{n}")
+          for v in ("avg", "proj") for n in (2, 3)]
+
+
+@pytest.mark.parametrize("method, problem, n_losses, options", CASES)
+def test_trains_a_few_iterations(tmp_path, method, problem, n_losses, options):
+    """Three iterations; gradnorm and ntk recompute their weights at the second."""
+    setup = prepare(compose_config(f"problem={problem}", f"method={method}", f"n_losses={n_losses}", *options,
                                    *tiny_problem(problem), "budget.iterations=3", "log_every=1", "quiet=true",
                                    "plot=false"))
     summary = train(setup, tmp_path)
@@ -73,6 +87,10 @@ def test_mconfig_evaluates_only_the_refreshed_loss(tmp_path):
 # ----- state: resuming equals not stopping -----------------------------------------------------------
 STATEFUL = [pytest.param(m, {}, id=m) for m in METHODS] + [
     pytest.param("mconfig", {"order": "random", "refresh": 2}, id="mconfig-random-refresh2"),
+    pytest.param("dcgd", {"variant": "avg"}, id="dcgd-avg"),
+    pytest.param("dcgd", {"variant": "proj"}, id="dcgd-proj"),
+    pytest.param("gradnorm", {"every": 3}, id="gradnorm-every3"),
+    pytest.param("ntk", {"every": 3, "samples": 5}, id="ntk-every3-samples5"),
 ]
 
 
@@ -114,9 +132,16 @@ class Interrupt(Exception):
     pass
 
 
-@pytest.mark.parametrize("method", [m for m in METHODS if m not in ("adam", "config")])
-def test_resumed_run_ends_where_an_uninterrupted_run_ends(tmp_path, method):
-    args = (*TINY, f"method={method}", "budget.iterations=24", "checkpoint_every=12", "eval_every=12", "seed=2")
+RESUMED = [pytest.param(m, (), id=m) for m in METHODS if m not in ("adam", "config")] + [
+    pytest.param("gradnorm", ("method.every=5",), id="gradnorm-every5"),
+    pytest.param("ntk", ("method.every=5", "method.samples=8"), id="ntk-every5-samples8"),
+]
+
+
+@pytest.mark.parametrize("method, options", RESUMED)
+def test_resumed_run_ends_where_an_uninterrupted_run_ends(tmp_path, method, options):
+    args = (*TINY, f"method={method}", *options, "budget.iterations=24", "checkpoint_every=12", "eval_every=12",
+            "seed=2")
     whole = train(prepare(compose_config(*args)), tmp_path / "whole")
 
     def interrupt(iteration):
@@ -150,6 +175,11 @@ BAD_OPTIONS = [
     (["method=relobralo", "method.tau=0"], "method.tau=0"),
     (["method=relobralo", "method.rho=1.5"], "method.rho=1.5"),
     (["method=minmax", "method.lr=-1"], "method.lr=-1"),
+    (["method=dcgd", "method.variant=middle"], "method.variant='middle'"),
+    (["method=gradnorm", "method.momentum=1.0"], "method.momentum=1.0"),
+    (["method=gradnorm", "method.every=0"], "method.every=0"),
+    (["method=ntk", "method.momentum=-0.1"], "method.momentum=-0.1"),
+    (["method=ntk", "method.samples=-1"], "method.samples=-1"),
 ]
 
 

@@ -1,5 +1,6 @@
-"""Weighting methods (Adam, LRA, MinMax, ReLoBRaLo): weight updates against values computed by
-hand on a two-loss toy problem, L_0 = θ_0² + 2θ_1² (the "residual") and L_1 = (θ_0 − 1)²."""
+"""Weighting methods (Adam, LRA, MinMax, ReLoBRaLo, gradient-norm and NTK weighting): weight updates
+against values computed by hand on two-loss toy problems, L_0 = θ_0² + 2θ_1² (the "residual") and
+L_1 = (θ_0 − 1)², and residuals linear in θ for the NTK."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import torch
 
 from pinnbench.methods.adam import Adam
 from pinnbench.methods.base import MethodOptions
+from pinnbench.methods.gradnorm import GradNorm, GradNormOptions
 from pinnbench.methods.lra import LRA, LRAOptions
 from pinnbench.methods.minmax import MinMax, MinMaxOptions
+from pinnbench.methods.ntk import NTK, NTKOptions, ntk_diagonal_mean
 from pinnbench.methods.relobralo import ReLoBRaLo, ReLoBRaLoOptions
 
 
@@ -143,3 +146,140 @@ def test_relobralo_look_back_draws_come_from_its_generator():
         return out
 
     assert draws(0) == draws(0) and draws(0) != draws(1)
+
+
+# ----- gradient-norm and NTK weighting (jaxpi's rule) ----------------------------------------------
+def jaxpi_weights(scales: list[float]) -> list[float]:
+    """ŵ_i = mean(s) / (s_i + 1e-5 mean(s))."""
+    mean = sum(scales) / len(scales)
+    return [mean / (s + 1e-5 * mean) for s in scales]
+
+
+def test_gradnorm_recomputes_at_iterations_1_and_1_plus_every_and_costs_adam_in_between(monkeypatch):
+    import pinnbench.methods.gradnorm as gradnorm
+
+    passes = []
+    real = gradnorm.gradient_matrix
+    monkeypatch.setattr(gradnorm, "gradient_matrix", lambda values, params: passes.append(len(values)) or
+                        real(values, params))
+    losses = Quadratic()  # g_0 = (3, −2), g_1 = (1, 0): norms √13 and 1
+    method = GradNorm(GradNormOptions(momentum=0.9, every=2), 2, [losses.theta])
+    g0, g1 = losses.gradients()
+    torch.testing.assert_close(step(method, losses), g0 + g1)  # iteration 0: weights 1
+    w = [0.9 + 0.1 * x for x in jaxpi_weights([math.sqrt(13), 1.0])]
+    for iteration in (1, 2):  # recomputed at 1, kept at 2
+        grad = step(method, losses)
+        assert weights(method) == pytest.approx(w, rel=1e-12)
+        torch.testing.assert_close(grad, w[0] * g0 + w[1] * g1)
+    step(method, losses)  # iteration 3 = 1 + every: moves again towards the same target
+    w = [0.9 * a + 0.1 * b for a, b in zip(w, jaxpi_weights([math.sqrt(13), 1.0]))]
+    assert weights(method) == pytest.approx(w, rel=1e-12)
+    assert passes == [2, 2]  # per-loss gradients only at iterations 1 and 3
+
+
+class LinearResiduals:
+    """Residuals linear in θ ∈ R², so that ∂r/∂θ is known: loss 0 has one term r = X θ − y (rows of X:
+    (1, 0), (0, 2), (1, 1)); loss 1 has a term (3, 0)·θ − 1 and a two-equation term R = θ_0 A + θ_1 B − 1,
+    A = [[1, 0], [2, 1]], B = [[0, 1], [0, 1]]. NTK diagonals: loss 0 (1 + 4 + 2)/3 = 7/3; loss 1
+    9/1 + (1 + 1 + 4 + 2)/2 = 13."""
+
+    n_losses = 2
+
+    def __init__(self) -> None:
+        self.theta = torch.nn.Parameter(torch.tensor([0.3, -0.7], dtype=torch.float64))
+        f64 = dict(dtype=torch.float64)
+        self.X, self.y = torch.tensor([[1.0, 0], [0, 2], [1, 1]], **f64), torch.tensor([[0.5], [1], [-1]], **f64)
+        self.a = torch.tensor([[3.0, 0]], **f64)
+        self.A, self.B = torch.tensor([[1.0, 0], [2, 1]], **f64), torch.tensor([[0.0, 1], [0, 1]], **f64)
+        self.residual_calls = 0
+
+    def terms(self, index: int) -> list[torch.Tensor]:
+        t = self.theta
+        if index == 0:
+            return [self.X @ t[:, None] - self.y]
+        return [self.a @ t[:, None] - 1, t[0] * self.A + t[1] * self.B - 1]
+
+    def residuals(self, index: int) -> list[torch.Tensor]:
+        self.residual_calls += 1
+        return self.terms(index)
+
+    def each(self, indices=None):
+        values = [sum(r.square().sum(dim=1).mean() for r in self.terms(i)) for i in range(2)]
+        return values if indices is None else [values[i] for i in indices]
+
+    def __call__(self, indices=None):
+        return torch.stack(self.each(indices))
+
+
+def test_ntk_weights_use_the_mean_ntk_diagonal_of_each_loss():
+    losses = LinearResiduals()
+    method = NTK(NTKOptions(momentum=0.9, every=1000, samples=0), 2, [losses.theta])
+    step(method, losses)
+    assert weights(method) == [1.0, 1.0] and losses.residual_calls == 0
+    grad = step(method, losses)  # iteration 1 recomputes
+    w = [0.9 + 0.1 * x for x in jaxpi_weights([7 / 3, 13.0])]
+    assert weights(method) == pytest.approx(w, rel=1e-12)
+    g0, g1 = (torch.autograd.grad(v, losses.theta)[0] for v in losses.each())
+    torch.testing.assert_close(grad, w[0] * g0 + w[1] * g1)
+    assert losses.residual_calls == 2
+    for _ in range(5):  # no recomputation until iteration 1001: the cost of Adam
+        step(method, losses)
+    assert losses.residual_calls == 2 and weights(method) == pytest.approx(w, rel=1e-12)
+
+
+def test_ntk_diagonal_from_some_entries_is_n_eq_times_their_mean():
+    losses = LinearResiduals()
+    R = losses.residuals(1)[1]  # entries in order: (1, 0), (0, 1), (2, 0), (1, 1) → 1, 1, 4, 2
+    assert ntk_diagonal_mean(R, [losses.theta]).item() == pytest.approx(8 / 2)
+    assert ntk_diagonal_mean(R, [losses.theta], entries=[0, 3]).item() == pytest.approx(2 * (1 + 2) / 2)
+    assert ntk_diagonal_mean(R, [losses.theta], entries=[2]).item() == pytest.approx(2 * 4)
+
+
+def test_ntk_samples_are_drawn_without_replacement_from_its_generator():
+    losses = LinearResiduals()
+    method = NTK(NTKOptions(samples=3), 2, [losses.theta])
+    state = method.generator.get_state()
+    drawn = method.entries(10)
+    assert len(set(drawn)) == 3 and all(0 <= e < 10 for e in drawn)
+    method.generator.set_state(state)
+    assert method.entries(10) == drawn
+    assert method.entries(3) is None and NTK(NTKOptions(samples=0), 2, [losses.theta]).entries(10) is None
+
+
+def test_ntk_diagonal_equals_per_sample_gradients_from_torch_func():
+    """For a data term r_p = u_θ(x_p) − y_p of a small MLP, against vmap(grad) of each point's residual."""
+    from torch.func import functional_call, grad, vmap
+
+    from tests.methods.toy import small_network
+
+    model = small_network()
+    x = torch.rand(12, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    y = torch.sin(x.sum(dim=1, keepdim=True))
+    params = dict(model.named_parameters())
+
+    def residual(p, point, target):
+        return (functional_call(model, p, (point[None],)) - target).squeeze()
+
+    per_sample = vmap(grad(residual), in_dims=(None, 0, 0))({k: v.detach() for k, v in params.items()}, x, y)
+    expected = sum(g.reshape(12, -1).square().sum(dim=1) for g in per_sample.values()).mean()
+    ours = ntk_diagonal_mean(model(x) - y, list(model.parameters()))
+    torch.testing.assert_close(ours, expected, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("problem", ["burgers", "schrodinger"])
+def test_ntk_diagonal_through_the_fast_derivatives_equals_nested_autograd(problem):
+    """The residual's per-entry gradients through the Taylor streams' hand-written backward pass."""
+    from pinnbench.network import MLP
+    from pinnbench.train import prepare
+    from tests.conftest import compose_config, tiny_problem
+
+    setup = prepare(compose_config(f"problem={problem}", *tiny_problem(problem), "dtype=float64", "quiet=true"))
+    torch.manual_seed(0)
+    model = MLP(setup.problem.input_dim, setup.problem.output_dim, 16, 2).double()
+    batches = setup.problem.sample(torch.Generator().manual_seed(0))
+    values = {}
+    for fast in (True, False):
+        setup.problem.fast = fast
+        values[fast] = [ntk_diagonal_mean(setup.problem.term_residual(model, batches[t], t), list(model.parameters()))
+                        for t in setup.problem.terms]
+    torch.testing.assert_close(torch.stack(values[True]), torch.stack(values[False]), rtol=1e-10, atol=0)

@@ -35,6 +35,9 @@ class ToyLosses:
     def __call__(self, indices: Sequence[int] | None = None) -> Tensor:
         return torch.stack(self.each(indices))
 
+    def residuals(self, index: int) -> list[Tensor]:
+        return [self.model(self.inputs[index]) - self.targets[index]]
+
 
 def small_network(seed: int = 0, dtype: torch.dtype = torch.float64) -> nn.Module:
     torch.manual_seed(seed)

@@ -46,3 +46,37 @@ def test_report_tabulates_and_draws_conflict_per_method(tmp_path):
     assert "## Gradient conflict" in (tmp_path / "out" / "summary.md").read_text()
     figures = list((tmp_path / "out" / "figures").glob("conflict_*.png"))
     assert len(figures) == 1 and figures[0].stat().st_size > 10_000
+
+
+def add_gradient_spectrum(run_dir, rows):
+    """Diagnostics rows at iterations 10, 20, … with (alignment, grad_rank, grad_cond) from ``rows``."""
+    history = pd.read_csv(run_dir / "history.csv")
+    for k, values in enumerate(rows):
+        index = history.index[history.iteration == 10 * (k + 1)][0]
+        history.loc[index, ["alignment", "grad_rank", "grad_cond"]] = values
+    history.to_csv(run_dir / "history.csv", index=False)
+
+
+def test_report_tabulates_and_draws_alignment_rank_and_condition_number(tmp_path):
+    runs = tmp_path / "runs"
+    spectra = {0: [(-0.5, 3, 10.0), (0.1, 3, 1000.0), (0.3, 2, float("inf"))],  # means −1/30, 8/3; median 1000
+               1: [(0.2, 3, 100.0), (0.4, 3, 100.0), (0.6, 3, 10.0)]}  # means 0.4, 3; median 100
+    for seed, rows in spectra.items():
+        run_dir = write_run(runs, method="dcgd", seed=seed)
+        add_diagnostics(run_dir, [(0.1, 0.2, 0.3)] * 3)
+        add_gradient_spectrum(run_dir, rows)
+    report = build_report([runs], tmp_path / "out")
+    row = report.conflicts.set_index("method").loc["dcgd"]
+    assert row["alignment_mean"] == pytest.approx((-1 / 30 + 0.4) / 2)
+    assert row["grad_rank_mean"] == pytest.approx((8 / 3 + 3) / 2)
+    assert row["grad_cond_median"] == pytest.approx((1000 + 100) / 2)
+    assert "alignment_mean" in (tmp_path / "out" / "summary.md").read_text()
+    figures = list((tmp_path / "out" / "figures").glob("conflict_*.png"))
+    assert len(figures) == 1 and figures[0].stat().st_size > 10_000
+
+
+def test_runs_without_the_gradient_spectrum_leave_its_columns_empty(tmp_path):
+    runs = tmp_path / "runs"
+    add_diagnostics(write_run(runs, method="config"), [(0.1, 0.1, 0.1)] * 2)
+    table = build_report([runs], tmp_path / "out", figures=False).conflicts
+    assert math.isnan(table.loc[0, "alignment_mean"]) and math.isnan(table.loc[0, "grad_cond_median"])
