@@ -64,11 +64,12 @@ def log_ratios(adam, method) -> np.ndarray:
 
 def quartiles(values) -> tuple[float, float, float]:
     """25th, 50th and 75th percentiles (linear interpolation); ±inf values stay ordered at the
-    ends, and a quantile falling between a finite value and an infinite one is infinite."""
+    ends, and a quantile that interpolates towards an infinite value is infinite."""
     v = np.asarray(values, dtype=float)
-    big = np.nanmax(np.abs(v[np.isfinite(v)]), initial=1.0) * 1e6
+    largest = np.abs(v[np.isfinite(v)]).max(initial=0.0)  # no finite interpolation goes beyond it
+    big = max(largest, 1.0) * 1e6
     q = np.percentile(np.clip(v, -big, big), [25, 50, 75])
-    return tuple(float(np.sign(x) * np.inf) if abs(x) > big / 2 else float(x) for x in q)
+    return tuple(float(np.sign(x) * np.inf) if abs(x) > largest * (1 + 1e-9) else float(x) for x in q)
 
 
 def wins(adam, method) -> np.ndarray:

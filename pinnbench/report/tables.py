@@ -152,6 +152,9 @@ def _notes(label: str, group: pd.DataFrame, adam: pd.DataFrame, row: dict) -> li
         return notes
     if not len(seed_errors(adam)):
         return notes + [f"{label}: no completed or diverged Adam run in this setting; no comparison with Adam."]
+    if not adam["included"].any():
+        notes.append(f"{label}: every Adam run diverged; no improvement on seed means, and Adam's E = +inf in the "
+                     "pairs.")
     unpaired = sorted(set(seed_errors(group).index) - set(seed_errors(adam).index))
     if unpaired:
         notes.append(f"{label}: seed(s) {unpaired} have no finished or diverged Adam run; paired over the "

@@ -57,6 +57,10 @@ def test_quartiles_interpolate_and_keep_infinities_at_the_ends():
     assert q25 == pytest.approx(-LOG2 + 0.25 * LOG2)
     assert q75 == pytest.approx(LOG4 + 0.75 * (1 - LOG4))
     assert stats.quartiles([-np.inf, -np.inf, 1.0])[:2] == (-np.inf, -np.inf)
+    assert stats.quartiles([-0.3, np.inf]) == (np.inf, np.inf, np.inf)  # −0.3 + t·(inf + 0.3) for t > 0
+    q25, median, q75 = stats.quartiles([-0.3, 0.1, 0.2, np.inf])  # positions 0.75, 1.5, 2.25
+    assert (q25, median, q75) == (pytest.approx(0.0), pytest.approx(0.15), np.inf)
+    assert stats.quartiles([0.0, 0.0]) == (0.0, 0.0, 0.0)
 
 
 def test_probability_of_improvement_counts_ties_as_half():

@@ -221,3 +221,16 @@ def test_views_show_empty_cells_not_nan(made_up):
     assert "nan" not in text
     good = next(l for l in to_markdown(versus_view(made_up[1].table)).splitlines() if "| good" in l)
     assert "+0.30 (×2)" in good and "0.58 [" in good and "0.812" in good
+
+
+def test_a_diverged_adam_loses_every_pair_and_leaves_the_paper_improvement_empty():
+    adam_seed0_diverged = [("burgers", "iterations", "adam", 0, "diverged"), ("burgers", "iterations", "adam", 1, 2.0)]
+    summary = summarize(tidy(adam_seed0_diverged + [("burgers", "iterations", "config", 0, 0.5),
+                                                    ("burgers", "iterations", "config", 1, 4.0)]))
+    config = row(summary, method="config")
+    assert config["p_improve"] == 0.5 and config["median_log10_ratio"] == np.inf  # median of +inf and log10(1/2)
+    assert config["improvement_over_adam_percent"] == pytest.approx((2.0 - 2.25) / 2.0 * 100)  # Adam's seed 1 only
+    summary = summarize(tidy(adam_seed0_diverged[:1] + [("burgers", "iterations", "config", 0, 1.0)]))
+    assert np.isnan(row(summary, method="config")["improvement_over_adam_percent"])
+    assert row(summary, method="config")["p_improve"] == 1.0
+    assert any("every Adam run diverged" in n for n in summary.notes)
