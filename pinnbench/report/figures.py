@@ -25,10 +25,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from pinnbench.report.collect import DEFAULT_METRIC, SETTING
+from pinnbench.report.collect import DEFAULT_METRIC, SETTING, read_history
 from pinnbench.report.conflicts import conflict_figure
 from pinnbench.report.stats import seed_band
-from pinnbench.report.style import FORMATS, file_label, save
+from pinnbench.report.style import FORMATS, file_label, method_colors, save
 from pinnbench.report.tables import setting_label
 
 
@@ -58,15 +58,12 @@ def _draw(ax, histories: dict[str, list[pd.DataFrame]], x: str, y: str, colors: 
 
 def by_method(runs: pd.DataFrame, histories: dict[str, pd.DataFrame] | None = None) -> dict[str, list[pd.DataFrame]]:
     """history.csv of each included run, by method, from ``histories`` (by run directory) or read."""
-    from pinnbench.report.collect import read_history
-
     found: dict[str, list[pd.DataFrame]] = {}
     for _, run in runs[runs["included"]].iterrows():
         history = histories.get(run["run_dir"]) if histories is not None else read_history(run["run_dir"])
         if history is not None:
             found.setdefault(run["method"], []).append(history)
     return found
-
 
 
 def error_curves(setting: dict, histories: dict[str, list[pd.DataFrame]], out_dir: Path, colors: dict[str, str],
@@ -141,8 +138,6 @@ def draw_all(runs: pd.DataFrame, out_dir: Path, notes: list[str], *, metric: str
              histories: dict[str, pd.DataFrame] | None = None, colors: dict[str, str] | None = None) -> list[Path]:
     """Every per-setting figure of the report into ``out_dir``; appends to ``notes`` what could not
     be drawn."""
-    from pinnbench.report.style import method_colors
-
     colors = colors or method_colors(runs["method"].dropna())
     paths: list[Path] = []
     for key, group in runs[runs["included"]].groupby(SETTING):

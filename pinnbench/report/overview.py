@@ -105,7 +105,7 @@ def improvement_figure(summary: pd.DataFrame, out_dir: Path, colors: dict[str, s
 
 def profile_figure(medians: pd.DataFrame, out_dir: Path, colors: dict[str, str]) -> list[Path]:
     """Performance profiles of the settings' median errors, one panel per budget kind."""
-    kinds = [k for k in PANEL_TITLES if k in set(medians.index.get_level_values("budget"))]
+    kinds = [k for k in PANEL_TITLES if k in set(medians.index.get_level_values("budget"))] if len(medians) else []
     if not kinds:
         return []
     fig = Figure(figsize=(6.5, 3.4 * len(kinds)), layout="constrained")

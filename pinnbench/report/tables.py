@@ -222,11 +222,11 @@ def rank_table(medians: pd.DataFrame) -> pd.DataFrame:
         if parts else pd.DataFrame(columns=columns)
 
 
-def _cell(fmt: str, *values) -> str:
+def cell(fmt: str, *values) -> str:
     return fmt.format(*values) if all(pd.notna(v) for v in values) else ""
 
 
-def _setting_view(table: pd.DataFrame) -> pd.DataFrame:
+def setting_view(table: pd.DataFrame) -> pd.DataFrame:
     """The setting as text columns: the budget as ``200 it`` / ``60 s``, the variant (as its hash,
     see :func:`variant_lines`) only when some row has one."""
     view = pd.DataFrame({k: table[k].astype(object) for k in ("problem", "size", "n_losses")})
@@ -245,13 +245,13 @@ def variant_lines(table: pd.DataFrame) -> list[str]:
 
 def errors_view(table: pd.DataFrame) -> pd.DataFrame:
     """The seed statistics of the summary as text cells, empty where undefined."""
-    view = _setting_view(table)
+    view = setting_view(table)
     view["n_seeds"] = table["n_seeds"].map("{:.0f}".format)
-    view["mean ± std"] = [_cell("{:.3e}", m) + _cell(" ± {:.2e}", s) for m, s in zip(table["mean"], table["std"])]
+    view["mean ± std"] = [cell("{:.3e}", m) + cell(" ± {:.2e}", s) for m, s in zip(table["mean"], table["std"])]
     for column in ("median", "iqm", "min", "max"):
-        view[column] = [_cell("{:.3e}", v) for v in table[column]]
-    view["ms_per_iteration"] = [_cell("{:.2f}", v) for v in table["ms_per_iteration"]]
-    view["iterations"] = [_cell("{:.0f}", v) for v in table["iterations"]]
+        view[column] = [cell("{:.3e}", v) for v in table[column]]
+    view["ms_per_iteration"] = [cell("{:.2f}", v) for v in table["ms_per_iteration"]]
+    view["iterations"] = [cell("{:.0f}", v) for v in table["iterations"]]
     view["n_diverged"] = table["n_diverged"].map("{:.0f}".format)
     view["n_excluded"] = table["n_excluded"].map("{:.0f}".format)
     return view
@@ -259,14 +259,14 @@ def errors_view(table: pd.DataFrame) -> pd.DataFrame:
 
 def versus_view(table: pd.DataFrame) -> pd.DataFrame:
     """The comparisons with Adam as text cells, empty where undefined."""
-    view = _setting_view(table)
-    view["n_pairs"] = [_cell("{:.0f}", v) for v in table["n_pairs"]]
-    view["improvement % [CI]"] = [_cell("{:+.1f}", v) + _cell(" [{:.0f}, {:.0f}]", lo, hi) for v, lo, hi
+    view = setting_view(table)
+    view["n_pairs"] = [cell("{:.0f}", v) for v in table["n_pairs"]]
+    view["improvement % [CI]"] = [cell("{:+.1f}", v) + cell(" [{:.0f}, {:.0f}]", lo, hi) for v, lo, hi
                                   in zip(table["improvement_over_adam_percent"], table["ci_low"], table["ci_high"])]
-    view["median log10(E_Adam/E)"] = [_cell("{:+.2f} (×{:.3g})", r, 10.0 ** r) for r in table["median_log10_ratio"]]
-    view["P(E < E_Adam) [CI]"] = [_cell("{:.2f}", p) + _cell(" [{:.2f}, {:.2f}]", lo, hi) for p, lo, hi
+    view["median log10(E_Adam/E)"] = [cell("{:+.2f} (×{:.3g})", r, 10.0 ** r) for r in table["median_log10_ratio"]]
+    view["P(E < E_Adam) [CI]"] = [cell("{:.2f}", p) + cell(" [{:.2f}, {:.2f}]", lo, hi) for p, lo, hi
                                   in zip(table["p_improve"], table["p_improve_low"], table["p_improve_high"])]
-    view["wilcoxon_p"] = [_cell("{:.3g}", p) for p in table["wilcoxon_p"]]
+    view["wilcoxon_p"] = [cell("{:.3g}", p) for p in table["wilcoxon_p"]]
     return view
 
 

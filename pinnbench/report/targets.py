@@ -13,9 +13,10 @@ import numpy as np
 import pandas as pd
 
 from pinnbench.errors import ConfigError
-from pinnbench.report.collect import SETTING
-from pinnbench.report.tables import BASELINE, _cell, _setting_view, setting_label
 from pinnbench.report import stats
+from pinnbench.report.collect import SETTING
+from pinnbench.report.tables import BASELINE, cell, setting_label, setting_view
+
 
 TARGET_COLUMNS = [*SETTING, "method", "target", "n_runs", "n_reached", "reached", "median_iterations_to_target",
                   "median_seconds_to_target", "speedup_vs_adam"]
@@ -93,10 +94,10 @@ def target_table(timed: pd.DataFrame) -> pd.DataFrame:
 
 def target_view(table: pd.DataFrame) -> pd.DataFrame:
     """The time-to-target table as text cells (``inf``: fewer than half the seeds reach the target)."""
-    view = _setting_view(table)
+    view = setting_view(table)
     view["target"] = [f"{t:.3e}" for t in table["target"]]
     view["reached"] = [f"{r}/{n}" for r, n in zip(table["n_reached"], table["n_runs"])]
-    view["median iterations"] = [_cell("{:.0f}", v) for v in table["median_iterations_to_target"]]
-    view["median seconds"] = [_cell("{:.2f}", v) for v in table["median_seconds_to_target"]]
-    view["speed-up vs Adam"] = [_cell("{:.2f}×", v) for v in table["speedup_vs_adam"]]
+    view["median iterations"] = [cell("{:.0f}", v) for v in table["median_iterations_to_target"]]
+    view["median seconds"] = [cell("{:.2f}", v) for v in table["median_seconds_to_target"]]
+    view["speed-up vs Adam"] = [cell("{:.2f}×", v) for v in table["speedup_vs_adam"]]
     return view
