@@ -5,27 +5,41 @@ from __future__ import annotations
 from pinnbench.cli import add_command, parser
 
 
-@add_command("report", "tables and figures from run directories (improvement over Adam, curves)")
+@add_command("report", "tables and figures from run directories (statistics against Adam, ranks, curves)")
 def report(argv: list[str]) -> None:
     from pinnbench.report import build_report
-    from pinnbench.report.tables import CI_SEED, N_RESAMPLES, to_markdown
+    from pinnbench.report.collect import DEFAULT_METRIC
+    from pinnbench.report.overview import IMPROVEMENT_STYLES
+    from pinnbench.report.tables import CI_SEED, N_RESAMPLES, errors_view, to_markdown, versus_view
+    from pinnbench.report.targets import parse_targets
 
     args = parser("report", "Read every run directory below RUNS_DIR (any depth) and write runs.csv, "
-                            "summary.{csv,md,tex} and figures/ into OUT_DIR.")
+                            "summary.{csv,md,tex}, ranks.csv, time_to_target.csv and figures/ into OUT_DIR.")
     args.add_argument("runs", nargs="+", metavar="RUNS_DIR", help="directories holding run directories")
     args.add_argument("--out", required=True, metavar="OUT_DIR", help="where to write the report")
+    args.add_argument("--metric", default=DEFAULT_METRIC,
+                      help="the error every table and figure uses: test_mse (default), rel_l2, or any error column "
+                           "the runs record (mse_u, rel_l2_u, ...)")
+    args.add_argument("--target", action="append", metavar="PROBLEM=VALUE",
+                      help="error target of a problem for the time to target (repeat per problem); default: "
+                           "Adam's median final error in each setting")
+    args.add_argument("--improvement-style", choices=IMPROVEMENT_STYLES, default="log",
+                      help="improvement figure: log (median log10(E_Adam/E) over seed pairs, default) or paper "
+                           "(percent on seed means)")
     args.add_argument("--no-figures", action="store_true", help="tables only")
-    args.add_argument("--resamples", type=int, default=N_RESAMPLES, help="bootstrap resamples for the CI")
+    args.add_argument("--resamples", type=int, default=N_RESAMPLES, help="bootstrap resamples for the intervals")
     args.add_argument("--ci-seed", type=int, default=CI_SEED, help="seed of the bootstrap's random generator")
     options = args.parse_args(argv)
     if options.resamples < 1:
         args.error("--resamples must be a positive integer")
 
-    result = build_report(options.runs, options.out, figures=not options.no_figures,
-                          n_resamples=options.resamples, seed=options.ci_seed)
-    print(result.counts() + ".\n")
-    print(to_markdown(result.summary))
+    result = build_report(options.runs, options.out, figures=not options.no_figures, n_resamples=options.resamples,
+                          seed=options.ci_seed, metric=options.metric, given_targets=parse_targets(options.target),
+                          improvement_style=options.improvement_style)
+    print(f"{result.counts()}. Error metric: {result.metric}.\n")
+    print(to_markdown(errors_view(result.summary)) + "\n")
+    print(to_markdown(versus_view(result.summary)))
     for note in result.notes:
         print(f"note: {note}")
-    print(f"\nwrote {len(result.files)} files to {options.out} (summary.md, summary.csv, summary.tex, runs.csv"
-          f"{', figures/' if not options.no_figures else ''})")
+    print(f"\nwrote {len(result.files)} files to {options.out} (summary.md, summary.csv, summary.tex, runs.csv, "
+          f"ranks.csv, time_to_target.csv{', figures/' if not options.no_figures else ''})")

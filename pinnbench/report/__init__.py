@@ -1,24 +1,28 @@
 """The reporter: run directories in, tables and figures out (``pinnbench report RUNS... --out DIR``).
 
 :func:`~pinnbench.report.collect.collect_runs` reads the runs into one table,
-:func:`~pinnbench.report.tables.summarize` groups them over seeds and compares with Adam,
-:func:`~pinnbench.report.figures.draw_all` draws; :func:`build_report` does all three and writes
-``runs.csv``, ``summary.csv``, ``summary.md``, ``summary.tex`` and ``figures/``.
+:func:`~pinnbench.report.tables.summarize` groups them over seeds and pairs them with Adam,
+:func:`~pinnbench.report.tables.rank_table` and :mod:`pinnbench.report.targets` compare across
+settings and over time, :mod:`pinnbench.report.figures` and :mod:`pinnbench.report.overview` draw;
+:func:`build_report` does all of it for one error metric and writes ``runs.csv``, ``summary.csv``,
+``summary.md``, ``summary.tex``, ``ranks.csv``, ``time_to_target.csv`` and ``figures/``.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
 import pandas as pd
 
-from pinnbench.report.collect import SETTING, collect_runs
+from pinnbench.report import overview, tables, targets
+from pinnbench.report.collect import DEFAULT_METRIC, DIVERGED, SETTING, collect_runs, read_history
 from pinnbench.report.conflicts import conflict_table
-from pinnbench.report.figures import draw_all, read_histories
-from pinnbench.report.tables import CI_SEED, N_RESAMPLES, TABLE_NOTES, summarize, to_latex, to_markdown
+from pinnbench.report.figures import by_method, draw_all
+from pinnbench.report.style import method_colors
+from pinnbench.report.tables import CI_SEED, N_RESAMPLES, summarize
 
 __all__ = ["Report", "build_report", "collect_runs", "summarize"]
 
@@ -32,6 +36,10 @@ class Report:
     summary: pd.DataFrame
     notes: list[str]
     files: list[Path]
+    metric: str = DEFAULT_METRIC
+    ranks: pd.DataFrame = field(default_factory=pd.DataFrame)
+    targets: pd.DataFrame = field(default_factory=pd.DataFrame)
+    target_source: str = "Adam's median final E over its included seeds in the setting"
     conflicts: pd.DataFrame | None = None
 
     def counts(self) -> str:
@@ -40,7 +48,7 @@ class Report:
         included = int(self.runs["included"].sum())
         parts = [f"{included} completed and in the means"]
         if statuses.get("completed", 0) > included:
-            parts.append(f"{statuses['completed'] - included} completed without a finite test MSE")
+            parts.append(f"{statuses['completed'] - included} completed without a finite {self.metric}")
         parts += [f"{n} {status}" for status, n in statuses.items() if status != "completed"]
         return f"{len(self.runs)} runs: " + ", ".join(parts)
 
@@ -48,10 +56,27 @@ class Report:
         return self.runs.loc[~self.runs["included"], EXCLUDED_COLUMNS]
 
 
-def markdown(report: Report, out: Path) -> str:
-    """summary.md: counts, the summary table and its notes, excluded runs, notes, figures."""
-    lines = ["# pinnbench report", "", report.counts() + ".", "", "## Summary", "",
-             to_markdown(report.summary), "", TABLE_NOTES, ""]
+def markdown(report: Report, out: Path, n_resamples: int, seed: int) -> str:
+    """summary.md: counts; seed statistics; comparisons with Adam and which are significant; ranks;
+    time to target; excluded runs; conflicts; notes; figures. Each table with its formulas."""
+    summary = report.summary
+    lines = ["# pinnbench report", "", f"Error metric E: `{report.metric}` (each run's final value; lower is "
+             "better; choose another with `--metric`).", "", report.counts() + ".", "",
+             *(["Variants (the hash that ends their run directories' names):", "",
+                *tables.variant_lines(report.runs), ""] if report.runs["variant"].ne("").any() else []),
+             "## Errors over seeds", "", tables.to_markdown(tables.errors_view(summary)), "",
+             tables.ERRORS_NOTE.format(metric=report.metric), "",
+             "## Against Adam", "", tables.to_markdown(tables.versus_view(summary)), "",
+             tables.VERSUS_NOTE.format(level=tables.CI_LEVEL, n=n_resamples, seed=seed,
+                                       min_pairs=tables.stats.MIN_WILCOXON_PAIRS), "",
+             f"Wilcoxon signed-rank test against Adam at the {tables.ALPHA:.0%} level, per setting:", "",
+             *(tables.significance_lines(summary) or ["None: no setting has a method beside Adam."]), ""]
+    if len(report.ranks):
+        lines += ["## Ranks across settings", "", tables.to_markdown(tables.ranks_view(report.ranks)), "",
+                  tables.RANKS_NOTE, ""]
+    if len(report.targets):
+        lines += ["## Time to target", "", tables.to_markdown(targets.target_view(report.targets)), "",
+                  tables.TARGET_NOTE.format(source=report.target_source), ""]
     excluded = report.excluded()
     lines += ["## Runs not in the means", ""]
     lines += [excluded.to_markdown(index=False), ""] if len(excluded) else ["None: every run completed.", ""]
@@ -65,31 +90,72 @@ def markdown(report: Report, out: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _histories(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """history.csv of every included or diverged run, by run directory."""
+    wanted = runs[runs["included"] | runs["status"].eq(DIVERGED)]
+    found = {d: read_history(d) for d in wanted["run_dir"]}
+    return {d: h for d, h in found.items() if h is not None}
+
+
 def build_report(paths: Iterable[str | os.PathLike], out: str | os.PathLike, *, figures: bool = True,
-                 n_resamples: int = N_RESAMPLES, seed: int = CI_SEED) -> Report:
-    """Read every run below ``paths`` and write the report into ``out``; raises
-    :class:`~pinnbench.errors.ConfigError` for a path that is missing or holds no run."""
-    runs = collect_runs(paths)
-    summary = summarize(runs, n_resamples, seed)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    report = Report(runs, summary.table, list(summary.notes), [])
+                 n_resamples: int = N_RESAMPLES, seed: int = CI_SEED, metric: str = DEFAULT_METRIC,
+                 given_targets: dict[str, float] | None = None, improvement_style: str = "log") -> Report:
+    """Read every run below ``paths`` and write the report on ``metric`` into ``out``; raises
+    :class:`~pinnbench.errors.ConfigError` for a path that is missing or holds no run, a metric no
+    completed run records, or a target for a problem without runs."""
+    runs = collect_runs(paths, metric)
+    summary = summarize(runs, metric, n_resamples, seed)
+    histories = _histories(runs)
+    goals, target_notes = targets.setting_targets(runs, metric, given_targets or {})
+    runs = targets.times_to_target(runs, histories, metric, goals)
+    unknown = runs["run_dir"][runs["target"].notna() & runs["seconds_to_target"].isna()
+                              & (runs["included"] | runs["status"].eq(DIVERGED))]
+    if len(unknown):
+        listed = ", ".join(sorted(unknown)[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+        target_notes.append(f"{len(unknown)} run(s) without {metric} in a history.csv are left out of the time to "
+                            f"target: {listed}.")
+    medians = tables.setting_medians(runs, metric)
+    report = Report(runs, summary.table, list(summary.notes) + target_notes, [], metric, tables.rank_table(medians),
+                    targets.target_table(runs))
+    if given_targets:
+        report.target_source = (f"given per problem ({', '.join(f'{k}={v:g}' for k, v in given_targets.items())}), "
+                                "else " + report.target_source)
     excluded = len(report.excluded())
     if excluded:
-        report.notes.insert(0, f"{excluded} run(s) diverged, failed or did not finish: listed under "
+        report.notes.insert(0, f"{excluded} run(s) diverged, failed, did not finish or lack {metric}: listed under "
                                "'Runs not in the means', counted in n_excluded, kept out of every mean.")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     if figures:
-        report.files += draw_all(runs, summary.table, out / "figures", report.notes)
-    for name in ("runs.csv", "summary.csv", "summary.tex", "summary.md"):
-        report.files.append(out / name)
-    conflicts = conflict_table(runs, {key: read_histories(group) for key, group
+        report.files += _draw(report, medians, histories, out / "figures", improvement_style)
+    conflicts = conflict_table(runs, {key: by_method(group, histories) for key, group
                                       in runs[runs["included"]].groupby(SETTING)})
     if len(conflicts):
         conflicts.to_csv(out / "conflicts.csv", index=False)
         report.files.append(out / "conflicts.csv")
         report.conflicts = conflicts
-    runs.to_csv(out / "runs.csv", index=False)
-    summary.table.to_csv(out / "summary.csv", index=False)
-    (out / "summary.tex").write_text(to_latex(summary.table) + "\n")
-    (out / "summary.md").write_text(markdown(report, out))
+    _write(report, out, n_resamples, seed)
     return report
+
+
+def _draw(report: Report, medians: pd.DataFrame, histories: dict[str, pd.DataFrame], out: Path,
+          improvement_style: str) -> list[Path]:
+    """Every figure, all with one colour per method."""
+    colors = method_colors(report.runs["method"].dropna())
+    files = overview.improvement_figure(report.summary, out, colors, improvement_style)
+    if not files:
+        report.notes.append("No improvement over Adam could be computed, so there is no improvement figure.")
+    files += overview.profile_figure(medians, out, colors) + overview.target_figure(report.runs, out, colors)
+    return files + draw_all(report.runs, out, report.notes, metric=report.metric, histories=histories, colors=colors)
+
+
+def _write(report: Report, out: Path, n_resamples: int, seed: int) -> None:
+    names = ["runs.csv", "summary.csv", "ranks.csv", "time_to_target.csv", "summary.tex", "summary.md"]
+    report.runs.to_csv(out / "runs.csv", index=False)
+    report.summary.to_csv(out / "summary.csv", index=False)
+    report.ranks.to_csv(out / "ranks.csv", index=False)
+    report.targets.to_csv(out / "time_to_target.csv", index=False)
+    (out / "summary.tex").write_text("\n\n".join(tables.to_latex(v) for v in (
+        tables.errors_view(report.summary), tables.versus_view(report.summary))) + "\n")
+    report.files += [out / n for n in names]
+    (out / "summary.md").write_text(markdown(report, out, n_resamples, seed))

@@ -4,18 +4,19 @@ A run directory is any directory holding ``.hydra/``, ``summary.json`` or ``hist
 :mod:`pinnbench.records`). The setting (problem, method, losses, seed, budget) comes from
 ``summary.json`` when the run finished, otherwise from ``.hydra/config.yaml``; a directory with
 no summary is an *incomplete* run (interrupted, still running, or half-written). Every run found
-gets a row; only completed runs with a finite test MSE are ``included`` in the means.
+gets a row; only completed runs with a finite value of the chosen error metric (``test_mse`` by
+default, see :func:`is_error_column`) are ``included`` in the means.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any, Iterable
 
+import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
@@ -27,8 +28,12 @@ from pinnbench.errors import ConfigError
 OUR_PACKAGES = ("pinnbench.", "problems.")
 """The only packages whose classes the reporter imports when a run's configuration names one."""
 
-COMPLETED, INCOMPLETE, UNREADABLE = "completed", "incomplete", "unreadable"
-"""Statuses besides those a run writes itself (``diverged``, ``failed``)."""
+COMPLETED, DIVERGED, INCOMPLETE, UNREADABLE = "completed", "diverged", "incomplete", "unreadable"
+"""Statuses: a run writes ``completed``, ``diverged`` or ``failed``; the reader adds the other two."""
+
+DEFAULT_METRIC = "test_mse"
+ERROR_WORDS = {"mse", "rmse", "mae", "l1", "l2", "linf", "err", "error"}
+NOT_ERRORS = ("loss_", "cos_", "gnorm_")
 
 SETTING = ["problem", "size", "n_losses", "budget", "budget_amount", "variant"]
 """What makes two runs comparable; a setting's runs differ by method and seed."""
@@ -36,6 +41,13 @@ SETTING = ["problem", "size", "n_losses", "budget", "budget_amount", "variant"]
 COLUMNS = ["run_dir", "problem", "size", "method", "n_losses", "seed", "budget", "budget_amount", "variant",
            "device", "status", "included", "note", "iterations", "seconds", "ms_per_iteration", "test_mse",
            "best_test_mse"]
+
+
+def is_error_column(name: str) -> bool:
+    """An error metric (lower is better) as runs record it: a name with one of :data:`ERROR_WORDS`
+    among its ``_``-separated words (``test_mse``, ``best_test_mse``, ``mse_u``, ``rel_l2``,
+    ``rel_l2_u``, ``test_mse_exact``), and not a loss or a diagnostic (:data:`NOT_ERRORS`)."""
+    return not name.startswith(NOT_ERRORS) and bool(ERROR_WORDS & set(name.lower().split("_")))
 
 
 def is_run_dir(path: Path) -> bool:
@@ -111,15 +123,13 @@ def _from_config(run_dir: Path) -> dict[str, Any]:
 
 
 def _last_history_row(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / records.HISTORY
-    if not path.is_file():
+    """Iterations and seconds of history.csv's last row, and the errors evaluated there."""
+    history = read_history(run_dir)
+    if history is None or history.empty:
         return {}
-    try:
-        history = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
-        return {}
-    return {} if history.empty else {"iterations": int(history["iteration"].iloc[-1]),
-                                     "seconds": float(history["seconds"].iloc[-1])}
+    last = history.iloc[-1]
+    errors = {k: float(v) for k, v in last.items() if is_error_column(str(k)) and pd.notna(v)}
+    return {"iterations": int(last["iteration"]), "seconds": float(last["seconds"]), "errors": errors}
 
 
 def read_run(run_dir: str | os.PathLike) -> dict[str, Any]:
@@ -130,18 +140,22 @@ def read_run(run_dir: str | os.PathLike) -> dict[str, Any]:
         row.update(_from_config(run_dir))
     except Exception as exc:  # a half-written or hand-edited YAML file
         row["note"] = f".hydra/ unreadable ({type(exc).__name__}: {exc})"
+    last = _last_history_row(run_dir)
+    errors = last.pop("errors", {})
     try:
         summary = records.read_summary(run_dir)
     except (records.CorruptRecord, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        row.update(status=UNREADABLE, note=str(exc), **_last_history_row(run_dir))
+        row.update(status=UNREADABLE, note=str(exc), **last)
         return row
     if summary is None:
-        row.update(status=INCOMPLETE, note=f"no {records.SUMMARY}: interrupted, still running or half-written",
-                   **_last_history_row(run_dir))
+        row.update(status=INCOMPLETE, note=f"no {records.SUMMARY}: interrupted, still running or half-written", **last)
         return row
     named = row.get("method") is not None  # the label from the configuration also names changed options
+    row.update({k: v for k, v in summary.items() if k in COLUMNS and v is not None and not (named and k == "method")})
+    if summary.get("status") == COMPLETED:  # an error only history.csv records: its final value, if evaluated
+        row.update(errors)
     row.update({k: v for k, v in summary.items()
-                if (k in COLUMNS or k.startswith("mse_")) and v is not None and not (named and k == "method")})
+                if is_error_column(k) and isinstance(v, (int, float)) and not isinstance(v, bool)})
     row.setdefault("status", UNREADABLE)
     if row["status"] != COMPLETED:
         row.setdefault("note", f"{row['status']}: {summary['error']}" if summary.get("error")
@@ -149,24 +163,52 @@ def read_run(run_dir: str | os.PathLike) -> dict[str, Any]:
     return row
 
 
-def collect_runs(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
-    """The runs table: one row per run directory below ``paths``, columns :data:`COLUMNS` then the
-    per-field errors ``mse_<field>``; ``included`` marks completed runs with a finite test MSE."""
-    rows = [read_run(d) for d in find_run_dirs(paths)]
-    for row in rows:
-        mse = row.get("test_mse")
-        finite = isinstance(mse, (int, float)) and math.isfinite(mse)
-        row["included"] = row["status"] == COMPLETED and finite
-        if row["status"] == COMPLETED and not finite:
-            row["note"] = f"completed, but its test MSE is {mse}"
-    frame = pd.DataFrame(rows)
-    fields = sorted(c for c in frame.columns if c.startswith("mse_"))
-    frame = frame.reindex(columns=COLUMNS + fields)
+def collect_runs(paths: Iterable[str | os.PathLike], metric: str = DEFAULT_METRIC) -> pd.DataFrame:
+    """The runs table: one row per run directory below ``paths``, columns :data:`COLUMNS` then every
+    other error the runs record (``mse_<field>``, ``rel_l2``, …); ``included`` marks completed runs
+    with a finite ``metric``. Raises :class:`ConfigError` for a metric no completed run records."""
+    frame = pd.DataFrame([read_run(d) for d in find_run_dirs(paths)])
+    errors = sorted(c for c in frame.columns if is_error_column(c) and c not in COLUMNS)
+    frame = frame.reindex(columns=list(dict.fromkeys(COLUMNS + errors + [metric])))
     for key in ("n_losses", "seed", "iterations"):
         frame[key] = frame[key].astype("Int64")
-    for key in ("budget_amount", "seconds", "ms_per_iteration", "test_mse", "best_test_mse", *fields):
+    for key in ("budget_amount", "seconds", "ms_per_iteration", "test_mse", "best_test_mse", *errors, metric):
         frame[key] = pd.to_numeric(frame[key], errors="coerce").astype(float)
-    frame["included"] = frame["included"].astype(bool)
+    check_metric(frame, metric)
+    completed = frame["status"].eq(COMPLETED)
+    frame["included"] = completed & np.isfinite(frame[metric])
+    unmeasured = completed & ~frame["included"]
+    frame["note"] = frame["note"].astype(object)
+    frame.loc[unmeasured, "note"] = [f"completed, but its {metric} is {v}" if pd.notna(v) else
+                                     f"completed, but it records no {metric}" for v in frame.loc[unmeasured, metric]]
     frame["variant"] = frame["variant"].fillna("")
     return frame.sort_values(["problem", "size", "n_losses", "budget", "budget_amount", "variant", "method", "seed",
                               "run_dir"], na_position="last", ignore_index=True)
+
+
+def available_metrics(runs: pd.DataFrame) -> list[str]:
+    """The error columns with a finite value in some completed run."""
+    completed = runs[runs["status"].eq(COMPLETED)]
+    return [c for c in runs.columns if is_error_column(c) and np.isfinite(completed[c].astype(float)).any()]
+
+
+def check_metric(runs: pd.DataFrame, metric: str) -> None:
+    """Refuse a metric that is not an error column, or that no completed run records (runs written
+    before it was recorded); fine when no run has completed yet."""
+    available = available_metrics(runs)
+    listed = f"available: {', '.join(available) or 'none'}"
+    if not is_error_column(metric):
+        raise ConfigError(f"--metric {metric}: not an error metric (a name with {', '.join(sorted(ERROR_WORDS))} "
+                          f"among its words); {listed}.")
+    if metric not in available and runs["status"].eq(COMPLETED).any():
+        raise ConfigError(f"--metric {metric}: no completed run records it (records older than the metric, or a "
+                          f"misspelt name); {listed}.")
+
+
+def read_history(run_dir: str | os.PathLike) -> pd.DataFrame | None:
+    """A run's history.csv, or None when it has none or it cannot be parsed."""
+    path = Path(run_dir) / records.HISTORY
+    try:
+        return pd.read_csv(path) if path.is_file() else None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+        return None

@@ -17,6 +17,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from pinnbench.report.collect import SETTING
+from pinnbench.report.stats import seed_band
+from pinnbench.report.style import save
 
 
 def update_columns(history: pd.DataFrame) -> list[str]:
@@ -76,8 +78,6 @@ def conflict_table(runs: pd.DataFrame, histories: dict[tuple, dict[str, list[pd.
 
 
 def _band(ax, frames: list[pd.DataFrame], column: str, label: str) -> None:
-    from pinnbench.report.figures import seed_band
-
     curves = []
     for h in frames:
         if column in h:
@@ -86,8 +86,8 @@ def _band(ax, frames: list[pd.DataFrame], column: str, label: str) -> None:
                 curves.append((rows["iteration"].to_numpy(float), rows[column].to_numpy(float)))
     if not curves:
         return
-    grid, mean, low, high = seed_band(curves)
-    line, = ax.plot(grid, mean, label=label, linewidth=1.1)
+    grid, median, low, high = seed_band(curves)
+    line, = ax.plot(grid, median, label=label, linewidth=1.1)
     if len(curves) > 1:
         ax.fill_between(grid, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
 
@@ -104,10 +104,8 @@ def _log_condition(frames: list[pd.DataFrame]) -> list[pd.DataFrame]:
 
 def conflict_figure(title: str, by_method: dict[str, list[pd.DataFrame]], out_dir: Path, name: str) -> list[Path]:
     """One row per method: pairwise gradient cosines, update-vs-loss cosines, and (for runs that log
-    them) the alignment score and the condition number of G, mean over seeds with the range as a
-    band; the conflict fraction and the mean numerical rank of G in the titles."""
-    from pinnbench.report.figures import save
-
+    them) the alignment score and the condition number of G, median over seeds with the interquartile
+    range as a band; the conflict fraction and the mean numerical rank of G in the titles."""
     methods = [m for m, frames in by_method.items() if any(update_columns(h) for h in frames)]
     if not methods:
         return []
@@ -140,5 +138,5 @@ def conflict_figure(title: str, by_method: dict[str, list[pd.DataFrame]], out_di
             ax.grid(alpha=0.3)
     for ax in axes[-1]:
         ax.set_xlabel("iteration")
-    fig.suptitle(f"{title}: gradient conflict (mean over seeds, band: range)")
+    fig.suptitle(f"{title}: gradient conflict (median over seeds, band: interquartile range)")
     return save(fig, out_dir, name)

@@ -1,21 +1,17 @@
-"""The summary table: runs grouped by setting and method over seeds, improvement over Adam.
+"""The tables of a report, for one error metric E (``--metric``: each run's final value).
 
-For every problem × size × n_losses × budget (kind and amount) × variant × method, over the seeds
-of its *included* runs (completed, finite test MSE):
+A *setting* is problem × size × n_losses × budget (kind and amount) × variant; within it runs
+differ by method and seed. Per setting and method (the formulas are in :mod:`pinnbench.report.stats`
+and in :data:`ERRORS_NOTE`, :data:`VERSUS_NOTE`):
 
-- ``mean_test_mse`` and ``std_test_mse``: mean and population standard deviation (ddof = 0, as the
-  paper) of the final test MSE;
-- ``improvement_over_adam_percent`` = (mean_Adam − mean_method) / mean_Adam × 100, with Adam's runs
-  from the same setting (the paper's relative improvement);
-- ``ci_low``, ``ci_high``: a 95 % percentile-bootstrap interval of that improvement. Protocol
-  (:func:`bootstrap_improvement`): ``rng = numpy.random.default_rng(seed)`` (seed 0 by default,
-  fresh for every row); draw ``n_resamples`` (10 000) resamples of the method's seed MSEs, then as
-  many of Adam's, independently and with replacement (``rng.choice(mse, (n_resamples, n))``); the
-  improvement of each pair of resample means; its 2.5 and 97.5 percentiles (``numpy.percentile``,
-  linear). Left empty when either side has fewer than 2 seeds, and for Adam itself.
+- over the seeds of its included runs (completed, finite E): n_seeds, mean, std, median, IQM,
+  min, max; the paper's improvement over Adam with an independent bootstrap interval;
+- over the *seed pairs* with Adam (the seeds both have, a diverged run's E = +inf): the median
+  log10(E_Adam / E) and its quartiles, P(E < E_Adam) with a bootstrap interval over pairs, and the
+  Wilcoxon signed-rank p-value.
 
-Runs that diverged, failed or did not finish are counted in ``n_excluded`` and kept out of every
-mean; a row whose runs were all excluded stays in the table with ``n_seeds`` = 0.
+Across settings: mean ranks of the median errors per budget kind (:func:`rank_table`). Time to
+target: :func:`times_to_target` and :func:`target_table`.
 """
 
 from __future__ import annotations
@@ -26,22 +22,52 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from pinnbench.report.collect import SETTING, variant_tag
+from pinnbench.report import stats
+from pinnbench.report.collect import DEFAULT_METRIC, DIVERGED, SETTING, variant_tag
 
 BASELINE = "adam"
-N_RESAMPLES, CI_SEED, CI_LEVEL = 10_000, 0, 0.95
+N_RESAMPLES, CI_SEED, CI_LEVEL = 10_000, 0, stats.CI_LEVEL
+ALPHA = 0.05
 
-SUMMARY_COLUMNS = [*SETTING, "method", "n_seeds", "mean_test_mse", "std_test_mse", "improvement_over_adam_percent",
-                   "ci_low", "ci_high", "ms_per_iteration", "iterations", "n_excluded"]
+SUMMARY_COLUMNS = [*SETTING, "method", "metric", "n_seeds", "mean", "std", "median", "iqm", "min", "max",
+                   "improvement_over_adam_percent", "ci_low", "ci_high", "n_pairs", "median_log10_ratio",
+                   "log10_ratio_q25", "log10_ratio_q75", "p_improve", "p_improve_low", "p_improve_high",
+                   "wilcoxon_p", "ms_per_iteration", "iterations", "n_diverged", "n_excluded"]
 
-TABLE_NOTES = (
-    "Final test MSE: mean ± std over seeds (population std, ddof = 0). "
-    "improvement_over_adam_percent = (mean MSE of Adam − mean MSE of the method) / mean MSE of Adam × 100, "
-    "Adam from the same problem, size, n_losses, budget and variant; positive is better than Adam. "
-    f"ci_low, ci_high: {CI_LEVEL:.0%} percentile-bootstrap interval of the improvement ({N_RESAMPLES} resamples of "
-    f"the method's seeds and of Adam's, drawn independently with numpy default_rng({CI_SEED})); empty with fewer "
-    "than 2 seeds on either side. ms_per_iteration and iterations: means over seeds. "
-    "Runs that diverged, failed or did not finish are not in the means; n_excluded counts them."
+ERRORS_NOTE = (
+    "E is each run's final {metric}. Over the seeds of a method's included runs (completed, finite E): mean ± "
+    "population std (ddof = 0, as the paper; empty for one seed), median, IQM = interquartile mean "
+    "(scipy.stats.trim_mean(E, 0.25): the mean after dropping ⌊n/4⌋ seeds at each end, the plain mean below 4 "
+    "seeds), min and max. A diverged run is left out of these and counted in n_diverged; n_excluded counts every "
+    "run left out (diverged, failed, unfinished, or without E). ms_per_iteration, iterations: means over seeds."
+)
+VERSUS_NOTE = """\
+Adam is taken from the same setting.
+- improvement_over_adam_percent = (mean E_Adam − mean E) / mean E_Adam × 100 on seed means (the
+  paper's); [ci_low, ci_high]: {level:.0%} percentile-bootstrap interval ({n} resamples of the method's
+  seeds and of Adam's, drawn independently, numpy default_rng({seed})); empty below 2 seeds on a side.
+- The other columns use seed pairs: a seed fixes the initial network and all collocation points, so
+  the method's run and Adam's with the same seed form a pair. Only seeds both have are paired; a
+  diverged run's E counts as +inf (worse than any finished run, tied with another diverged one).
+- median log10(E_Adam/E) = median over pairs of log10(E_Adam / E) (> 0: lower error than Adam; +1:
+  10× lower; ×f = 10^median); its quartiles are log10_ratio_q25/q75 in summary.csv.
+- P(E < E_Adam) = share of pairs where the method's error is lower, a tie counting 1/2; [CI]:
+  {level:.0%} percentile-bootstrap interval over pairs ({n} resamples of whole pairs, default_rng({seed}));
+  empty below 2 pairs.
+- wilcoxon_p: two-sided Wilcoxon signed-rank test (scipy.stats.wilcoxon) on the paired log errors,
+  d = log10 E_Adam − log10 E, zero differences dropped; empty below {min_pairs} pairs. With n pairs no
+  p-value is below 2/2^n: 0.0625 for 5 pairs, so 6 or more are needed to reach 5 %."""
+RANKS_NOTE = (
+    "Per setting the methods are ranked by their median E over seeds (1 = lowest; ties share the average rank; a "
+    "diverged run's E = +inf); mean_rank is the mean over the settings of that budget kind where the method ran "
+    "(n_settings of n_settings_budget)."
+)
+TARGET_NOTE = (
+    "Target per setting: {source}. A run reaches it at the first row of its history.csv where E is evaluated "
+    "and ≤ target; iterations and training seconds (the clock paused while evaluating) of that row. Over a "
+    "method's included and diverged runs: reached = share of seeds that reach the target; median iterations and "
+    "seconds to target count a seed that never reaches it as +inf (so inf when fewer than half reach it); "
+    "speedup_vs_adam = Adam's median seconds to target / the method's."
 )
 
 
@@ -51,23 +77,6 @@ class Summary:
 
     table: pd.DataFrame
     notes: list[str] = field(default_factory=list)
-
-
-def improvement(adam_mean: float, method_mean: float) -> float:
-    return (adam_mean - method_mean) / adam_mean * 100.0
-
-
-def bootstrap_improvement(method_mse, adam_mse, n_resamples: int = N_RESAMPLES, seed: int = CI_SEED,
-                          level: float = CI_LEVEL) -> tuple[float, float]:
-    """Percentile-bootstrap interval of the improvement over Adam, resampling the seeds of the
-    method and of Adam independently (see the module docstring for the exact protocol)."""
-    method_mse, adam_mse = np.asarray(method_mse, dtype=float), np.asarray(adam_mse, dtype=float)
-    rng = np.random.default_rng(seed)
-    method_means = rng.choice(method_mse, (n_resamples, method_mse.size)).mean(axis=1)
-    adam_means = rng.choice(adam_mse, (n_resamples, adam_mse.size)).mean(axis=1)
-    tail = (1.0 - level) / 2 * 100
-    low, high = np.percentile(improvement(adam_means, method_means), [tail, 100 - tail])
-    return float(low), float(high)
 
 
 def _budget_text(row) -> str:
@@ -83,74 +92,193 @@ def setting_label(row, short: bool = False) -> str:
     return f"{text} [{variant_tag(row['variant']) if short else row['variant']}]"
 
 
-def summarize(runs: pd.DataFrame, n_resamples: int = N_RESAMPLES, seed: int = CI_SEED) -> Summary:
-    """Group ``runs`` (from :func:`~pinnbench.report.collect.collect_runs`) over seeds."""
+def comparison_errors(runs: pd.DataFrame, metric: str = DEFAULT_METRIC) -> pd.Series:
+    """E per run for comparisons: ``metric`` for included runs, +inf for diverged ones, NaN else."""
+    return runs[metric].where(runs["included"], np.where(runs["status"].eq(DIVERGED), np.inf, np.nan))
+
+
+def seed_errors(group: pd.DataFrame) -> pd.Series:
+    """E by seed (column ``error``) of the runs that finished or diverged; a duplicated seed keeps its
+    first run."""
+    kept = group[group["error"].notna()].drop_duplicates("seed")
+    return pd.Series(kept["error"].to_numpy(float), index=kept["seed"].to_numpy())
+
+
+def _describe(group: pd.DataFrame, metric: str) -> dict:
+    kept = group[group["included"]]
+    d = stats.describe(kept[metric])
+    return dict(n_seeds=d.pop("n"), **d, ms_per_iteration=kept["ms_per_iteration"].mean(),
+                iterations=kept["iterations"].astype(float).mean(),
+                n_diverged=int(group["status"].eq(DIVERGED).sum()), n_excluded=len(group) - len(kept))
+
+
+def versus_adam(group: pd.DataFrame, adam: pd.DataFrame, metric: str, n_resamples: int, seed: int) -> dict:
+    """The comparison columns of one method's row against Adam's runs of the same setting."""
+    out: dict = {}
+    kept, kept_adam = group.loc[group["included"], metric], adam.loc[adam["included"], metric]
+    if len(kept) and len(kept_adam):
+        out["improvement_over_adam_percent"] = stats.improvement(kept_adam.mean(), kept.mean())
+        if min(len(kept), len(kept_adam)) >= 2:
+            out["ci_low"], out["ci_high"] = stats.bootstrap_improvement(kept, kept_adam, n_resamples, seed)
+    mine, theirs = seed_errors(group), seed_errors(adam)
+    seeds = mine.index.intersection(theirs.index)
+    if len(seeds):
+        a, m = theirs[seeds].to_numpy(), mine[seeds].to_numpy()
+        q25, median, q75 = stats.quartiles(stats.log_ratios(a, m))
+        out.update(n_pairs=len(seeds), median_log10_ratio=median, log10_ratio_q25=q25, log10_ratio_q75=q75,
+                   p_improve=stats.prob_improvement(a, m), wilcoxon_p=stats.wilcoxon_p(a, m))
+        if len(seeds) >= 2:
+            out["p_improve_low"], out["p_improve_high"] = stats.bootstrap_prob_improvement(a, m, n_resamples, seed)
+    return out
+
+
+def _notes(label: str, group: pd.DataFrame, adam: pd.DataFrame, row: dict) -> list[str]:
+    """Why cells of this row are empty, and what was left out."""
+    notes = []
+    kept = group[group["included"]]
+    if kept["seed"].duplicated().any():
+        notes.append(f"{label}: seeds {sorted(kept['seed'][kept['seed'].duplicated()].unique().tolist())} occur in "
+                     "more than one run; each run counts in the means, the first one in the seed pairs.")
+    if kept["device"].nunique() > 1:
+        notes.append(f"{label}: runs on different devices ({', '.join(sorted(kept['device'].unique()))}); "
+                     "times are mixed.")
+    diverged = group.loc[group["status"].eq(DIVERGED), "seed"]
+    if len(diverged):
+        notes.append(f"{label}: {len(diverged)} run(s) diverged (seeds {sorted(diverged.dropna().tolist())}): left "
+                     "out of mean, std, median, IQM, min and max; E = +inf in pairs, ranks and profiles.")
+    if row["n_seeds"] == 0 and not len(diverged):
+        return notes + [f"{label}: no completed run ({row['n_excluded']} excluded); no statistics."]
+    if row["method"] == BASELINE:
+        return notes
+    if not len(seed_errors(adam)):
+        return notes + [f"{label}: no completed or diverged Adam run in this setting; no comparison with Adam."]
+    if not adam["included"].any():
+        notes.append(f"{label}: every Adam run diverged; no improvement on seed means, and Adam's E = +inf in the "
+                     "pairs.")
+    unpaired = sorted(set(seed_errors(group).index) - set(seed_errors(adam).index))
+    if unpaired:
+        notes.append(f"{label}: seed(s) {unpaired} have no finished or diverged Adam run; paired over the "
+                     f"{row.get('n_pairs', 0)} seed(s) both have.")
+    return notes
+
+
+def summarize(runs: pd.DataFrame, metric: str = DEFAULT_METRIC, n_resamples: int = N_RESAMPLES,
+              seed: int = CI_SEED) -> Summary:
+    """Group ``runs`` (from :func:`~pinnbench.report.collect.collect_runs`) over seeds and compare
+    each method with Adam; one row per setting and method, :data:`SUMMARY_COLUMNS`."""
     notes: list[str] = []
     keyed = runs.dropna(subset=[k for k in SETTING + ["method"] if k != "variant"])
-    fields = [c for c in runs.columns if c.startswith("mse_")]
-    rows, samples = [], []
-    for key, group in keyed.groupby(SETTING + ["method"], sort=True):
-        kept = group[group["included"]]
-        row = dict(zip(SETTING + ["method"], key))
-        row.update(n_seeds=len(kept), mean_test_mse=kept["test_mse"].mean(), std_test_mse=kept["test_mse"].std(ddof=0),
-                   ms_per_iteration=kept["ms_per_iteration"].mean(), iterations=kept["iterations"].astype(float).mean(),
-                   n_excluded=len(group) - len(kept), **{f: kept[f].mean() for f in fields})
-        rows.append(row)
-        samples.append(kept["test_mse"].to_numpy())
-        label = f"{setting_label(row)} {row['method']}"
-        if kept["seed"].duplicated().any():
-            notes.append(f"{label}: seeds {sorted(kept['seed'][kept['seed'].duplicated()].unique().tolist())} "
-                         "occur in more than one run; each run counts as a sample.")
-        if kept["device"].nunique() > 1:
-            notes.append(f"{label}: runs on different devices ({', '.join(sorted(kept['device'].unique()))}); "
-                         "times are mixed.")
-    table = pd.DataFrame(rows, columns=SUMMARY_COLUMNS + fields)
-    table["improvement_over_adam_percent"] = table["ci_low"] = table["ci_high"] = np.nan
-
-    adam = {}
-    for i, row in table.iterrows():
-        if row["method"] == BASELINE and row["n_seeds"] > 0:
-            adam.setdefault(tuple(row[k] for k in SETTING), []).append(i)
-    for i, row in table.iterrows():
-        label = f"{setting_label(row)} {row['method']}"
-        if row["n_seeds"] == 0:
-            notes.append(f"{label}: no completed run ({row['n_excluded']} excluded); no mean, no improvement.")
-            continue
-        matches = adam.get(tuple(row[k] for k in SETTING), [])
-        if not matches:
-            notes.append(f"{label}: no completed Adam run in this setting; improvement left empty.")
-            continue
-        if len(matches) > 1 and row["method"] != BASELINE:
-            notes.append(f"{label}: {len(matches)} Adam groups in this setting (variants "
-                         f"{', '.join(repr(table.at[j, 'variant']) for j in matches)}); improvement left empty.")
-            continue
-        a = matches[0] if row["method"] != BASELINE else i
-        table.at[i, "improvement_over_adam_percent"] = improvement(table.at[a, "mean_test_mse"], row["mean_test_mse"])
-        if row["method"] != BASELINE and min(len(samples[i]), len(samples[a])) >= 2:
-            table.loc[i, ["ci_low", "ci_high"]] = bootstrap_improvement(samples[i], samples[a], n_resamples, seed)
+    keyed = keyed.assign(error=comparison_errors(keyed, metric))
+    rows = []
+    for key, setting in keyed.groupby(SETTING, sort=True):
+        adam = setting[setting["method"] == BASELINE]
+        for method, group in setting.groupby("method", sort=True):
+            row = {**dict(zip(SETTING, key)), "method": method, "metric": metric, **_describe(group, metric)}
+            if method == BASELINE and row["n_seeds"]:
+                row["improvement_over_adam_percent"] = 0.0
+            elif method != BASELINE:
+                row.update(versus_adam(group, adam, metric, n_resamples, seed))
+            notes += _notes(f"{setting_label(row)} {method}", group, adam, row)
+            rows.append(row)
+    table = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+    table[SUMMARY_COLUMNS[len(SETTING) + 2:]] = table[SUMMARY_COLUMNS[len(SETTING) + 2:]].astype(float)
     return Summary(table, notes)
 
 
-FORMATS = {"mean_test_mse": "{:.3e}", "std_test_mse": "{:.2e}", "improvement_over_adam_percent": "{:.1f}",
-           "ci_low": "{:.1f}", "ci_high": "{:.1f}", "ms_per_iteration": "{:.2f}", "iterations": "{:.0f}"}
+def significance_lines(table: pd.DataFrame, alpha: float = ALPHA) -> list[str]:
+    """One line per setting: the methods better than Adam by the Wilcoxon test at level ``alpha``
+    (direction: the sign of the median log ratio), those worse, those not different, those untested."""
+    lines = []
+    for _, block in table[table["method"] != BASELINE].groupby(SETTING, sort=True):
+        p, ratio = block["wilcoxon_p"], block["median_log10_ratio"]
+        groups = {"better than Adam": (p < alpha) & (ratio > 0), "worse than Adam": (p < alpha) & (ratio < 0),
+                  "no significant difference": p.notna() & ~((p < alpha) & (ratio != 0))}
+        parts = [f"{name}: " + (", ".join(f"{m} (p = {q:.3g})" for m, q in zip(block["method"][mask], p[mask]))
+                                or "none") for name, mask in groups.items()] if p.notna().any() else []
+        untested = block["method"][p.isna()].tolist()
+        if untested:
+            parts.append(f"not tested, fewer than {stats.MIN_WILCOXON_PAIRS} seed pairs with Adam: "
+                         + ", ".join(untested))
+        lines.append(f"- {setting_label(block.iloc[0], short=True)}: " + "; ".join(parts) + ".")
+    return lines
 
 
-def display_table(table: pd.DataFrame) -> pd.DataFrame:
-    """The summary as text cells (the budget as ``200 it`` / ``60 s``, numbers rounded, empty
-    cells empty), the variant column only when some run has one."""
-    shown = table.copy()
-    shown["budget"] = [_budget_text(r) for _, r in table.iterrows()]
-    columns = [c for c in SUMMARY_COLUMNS if c != "budget_amount" and (c != "variant" or table["variant"].ne("").any())]
-    shown = shown[columns].astype(object)
-    for column, fmt in FORMATS.items():
-        shown[column] = [fmt.format(v) if pd.notna(v) else "" for v in table[column]]
-    return shown
+def setting_medians(runs: pd.DataFrame, metric: str = DEFAULT_METRIC) -> pd.DataFrame:
+    """Median E over seeds (diverged = +inf), rows: settings, columns: methods."""
+    keyed = runs.assign(error=comparison_errors(runs, metric)).dropna(subset=["error", "method", "budget"])
+    return keyed.pivot_table(index=SETTING, columns="method", values="error", aggfunc="median", dropna=False) \
+        .dropna(how="all").dropna(axis=1, how="all")
 
 
-def to_markdown(table: pd.DataFrame) -> str:
-    return display_table(table).to_markdown(index=False, disable_numparse=True)
+def rank_table(medians: pd.DataFrame) -> pd.DataFrame:
+    """Per budget kind and method: mean rank over the settings, n_settings, n_settings_budget."""
+    parts = []
+    for kind, block in medians.groupby(level="budget", sort=True):
+        block = block.dropna(axis=1, how="all")
+        ranks = stats.mean_ranks(block).rename_axis("method").reset_index()
+        parts.append(ranks.assign(budget=kind, n_settings_budget=len(block)))
+    columns = ["budget", "method", "mean_rank", "n_settings", "n_settings_budget"]
+    return pd.concat(parts)[columns].sort_values(["budget", "mean_rank", "method"], ignore_index=True) \
+        if parts else pd.DataFrame(columns=columns)
 
 
-def to_latex(table: pd.DataFrame) -> str:
-    return tabulate(display_table(table), headers="keys", tablefmt="latex_booktabs", showindex=False,
-                    disable_numparse=True)
+def cell(fmt: str, *values) -> str:
+    return fmt.format(*values) if all(pd.notna(v) for v in values) else ""
+
+
+def setting_view(table: pd.DataFrame) -> pd.DataFrame:
+    """The setting as text columns: the budget as ``200 it`` / ``60 s``, the variant (as its hash,
+    see :func:`variant_lines`) only when some row has one."""
+    view = pd.DataFrame({k: table[k].astype(object) for k in ("problem", "size", "n_losses")})
+    view["budget"] = [_budget_text(r) for _, r in table.iterrows()]
+    if table["variant"].ne("").any():
+        view["variant"] = table["variant"].map(variant_tag)
+    if "method" in table:
+        view["method"] = table["method"]
+    return view
+
+
+def variant_lines(table: pd.DataFrame) -> list[str]:
+    """``- `dc018603`: lr=0.01``: what each variant hash in the tables stands for."""
+    return [f"- `{variant_tag(v)}`: {v}" for v in sorted(set(table["variant"]) - {""})]
+
+
+def errors_view(table: pd.DataFrame) -> pd.DataFrame:
+    """The seed statistics of the summary as text cells, empty where undefined."""
+    view = setting_view(table)
+    view["n_seeds"] = table["n_seeds"].map("{:.0f}".format)
+    view["mean ± std"] = [cell("{:.3e}", m) + cell(" ± {:.2e}", s) for m, s in zip(table["mean"], table["std"])]
+    for column in ("median", "iqm", "min", "max"):
+        view[column] = [cell("{:.3e}", v) for v in table[column]]
+    view["ms_per_iteration"] = [cell("{:.2f}", v) for v in table["ms_per_iteration"]]
+    view["iterations"] = [cell("{:.0f}", v) for v in table["iterations"]]
+    view["n_diverged"] = table["n_diverged"].map("{:.0f}".format)
+    view["n_excluded"] = table["n_excluded"].map("{:.0f}".format)
+    return view
+
+
+def versus_view(table: pd.DataFrame) -> pd.DataFrame:
+    """The comparisons with Adam as text cells, empty where undefined."""
+    view = setting_view(table)
+    view["n_pairs"] = [cell("{:.0f}", v) for v in table["n_pairs"]]
+    view["improvement % [CI]"] = [cell("{:+.1f}", v) + cell(" [{:.0f}, {:.0f}]", lo, hi) for v, lo, hi
+                                  in zip(table["improvement_over_adam_percent"], table["ci_low"], table["ci_high"])]
+    view["median log10(E_Adam/E)"] = [cell("{:+.2f} (×{:.3g})", r, 10.0 ** r) for r in table["median_log10_ratio"]]
+    view["P(E < E_Adam) [CI]"] = [cell("{:.2f}", p) + cell(" [{:.2f}, {:.2f}]", lo, hi) for p, lo, hi
+                                  in zip(table["p_improve"], table["p_improve_low"], table["p_improve_high"])]
+    view["wilcoxon_p"] = [cell("{:.3g}", p) for p in table["wilcoxon_p"]]
+    return view
+
+
+def ranks_view(ranks: pd.DataFrame) -> pd.DataFrame:
+    view = ranks.astype(object)
+    view["mean_rank"] = [f"{r:.2f}" for r in ranks["mean_rank"]]
+    return view
+
+
+def to_markdown(view: pd.DataFrame) -> str:
+    return view.to_markdown(index=False, disable_numparse=True)
+
+
+def to_latex(view: pd.DataFrame) -> str:
+    return tabulate(view, headers="keys", tablefmt="latex_booktabs", showindex=False, disable_numparse=True)

@@ -30,8 +30,9 @@ def config_yaml(problem: str, method: str, n_losses: int, seed: int, budget: str
 
 def write_run(root: Path, *, problem="burgers", method="adam", n_losses=3, seed=0, budget="iterations", amount=200,
               test_mse=0.01, status="completed", size="cpu", ms_per_iteration=10.0, overrides=(), summary=True,
-              history=True) -> Path:
-    """One run directory below ``root`` (named like ``pinnbench run`` names it); returns its path."""
+              history=True, errors=None) -> Path:
+    """One run directory below ``root`` (named like ``pinnbench run`` names it); returns its path.
+    ``errors``: more final errors for summary.json (``{"rel_l2": 0.1}``)."""
     label = f"it{amount}" if budget == "iterations" else f"wall{amount:g}s"
     run_dir = root / f"{problem}-{size}" / f"{method}-n{n_losses}-{label}-seed{seed}"
     (run_dir / ".hydra").mkdir(parents=True)
@@ -60,7 +61,7 @@ def write_run(root: Path, *, problem="burgers", method="adam", n_losses=3, seed=
             "dtype": "float32", "iterations": iterations, "iterations_this_session": iterations,
             "losses": list(names), "method": method, "ms_per_iteration": ms_per_iteration, "mse_u": test_mse,
             "n_losses": n_losses, "problem": problem, "resumed_from": 0, "seconds": seconds, "seed": seed,
-            "size": size, "status": status, "test_mse": test_mse,
+            "size": size, "status": status, "test_mse": test_mse, **(errors or {}),
         }, indent=2, sort_keys=True) + "\n")
     return run_dir
 

@@ -9,7 +9,8 @@ from pinnbench.errors import ConfigError
 from omegaconf import OmegaConf
 
 from pinnbench.cli import config_dir
-from pinnbench.report.collect import collect_runs, find_run_dirs, method_label, variant
+from pinnbench.report.collect import (available_metrics, collect_runs, find_run_dirs, is_error_column, method_label,
+                                      variant)
 from pinnbench.report.tables import summarize
 from tests.report.conftest import write_run
 
@@ -117,3 +118,39 @@ def test_a_failed_run_keeps_its_error_and_its_setting_from_the_config(tmp_path):
     run = collect_runs([tmp_path]).iloc[0]
     assert run["status"] == "failed" and not run["included"] and "RuntimeError: boom" in run["note"]
     assert run["budget_amount"] == 200 and pd.isna(run["test_mse"])
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("test_mse", True), ("best_test_mse", True), ("mse_u", True), ("rel_l2", True), ("rel_l2_u", True),
+    ("test_mse_exact", True), ("test_mse_paper", True), ("seconds", False), ("ms_per_iteration", False),
+    ("loss_residual", False), ("cos_update_residual", False), ("diagnostics_overhead_percent", False)])
+def test_error_columns_are_told_by_their_name(name, expected):
+    assert is_error_column(name) is expected
+
+
+def test_a_metric_old_records_lack_leaves_them_out_with_a_note(tmp_path):
+    write_run(tmp_path / "new", seed=0, errors={"rel_l2": 0.2, "rel_l2_u": 0.2})
+    write_run(tmp_path / "old", seed=1)
+    runs = collect_runs([tmp_path], metric="rel_l2").set_index("seed")
+    assert runs.loc[0, "included"] and runs.loc[0, "rel_l2"] == 0.2 and runs.loc[0, "rel_l2_u"] == 0.2
+    assert not runs.loc[1, "included"] and runs.loc[1, "note"] == "completed, but it records no rel_l2"
+    assert collect_runs([tmp_path])["included"].all()  # test_mse: both
+    assert available_metrics(collect_runs([tmp_path])) == ["test_mse", "best_test_mse", "mse_u", "rel_l2", "rel_l2_u"]
+
+
+def test_a_metric_no_run_records_is_refused_with_the_available_ones(study):
+    with pytest.raises(ConfigError, match="no completed run records it.*available: test_mse, best_test_mse, mse_u"):
+        collect_runs([study], metric="rel_l2")
+    with pytest.raises(ConfigError, match="not an error metric"):
+        collect_runs([study], metric="iterations")
+
+
+def test_a_metric_only_history_records_is_its_last_evaluated_value(tmp_path):
+    for seed, status in ((0, "completed"), (1, "diverged")):
+        run_dir = write_run(tmp_path, seed=seed, test_mse=0.04, status=status)
+        history = pd.read_csv(run_dir / "history.csv")
+        history["rel_l2"] = history["test_mse"] ** 0.5
+        history.to_csv(run_dir / "history.csv", index=False)
+    runs = collect_runs([tmp_path], metric="rel_l2").set_index("seed")
+    assert runs.loc[0, "rel_l2"] == pytest.approx(0.2) and runs.loc[0, "included"]
+    assert pd.isna(runs.loc[1, "rel_l2"]) and not runs.loc[1, "included"]  # only a completed run's last row is final

@@ -20,7 +20,7 @@ def test_report_writes_tables_and_figures_and_prints_the_summary(study, tmp_path
     out = tmp_path / "out"
     result = report_cli(str(study), "--out", str(out), "--resamples", "200", "--no-figures")
     assert result.returncode == 0, result.stderr
-    for name in ("runs.csv", "summary.csv", "summary.md", "summary.tex"):
+    for name in ("runs.csv", "summary.csv", "summary.md", "summary.tex", "ranks.csv", "time_to_target.csv"):
         assert (out / name).is_file(), name
     assert not (out / "figures").exists()
     assert "13 runs: 11 completed and in the means, 1 diverged, 1 incomplete." in result.stdout
@@ -50,10 +50,43 @@ def test_report_of_real_runs_with_figures(tmp_path):
     summary = pd.read_csv(out / "summary.csv").set_index("method")
     runs = pd.read_csv(out / "runs.csv").set_index("method")
     assert set(summary.index) == {"adam", "config"} and (summary["n_seeds"] == 1).all()
-    assert summary.loc["config", "mean_test_mse"] == runs.loc["config", "test_mse"] > 0
-    adam, config = summary.loc["adam", "mean_test_mse"], summary.loc["config", "mean_test_mse"]
+    assert summary.loc["config", "mean"] == runs.loc["config", "test_mse"] > 0
+    adam, config = summary.loc["adam", "mean"], summary.loc["config", "mean"]
     assert summary.loc["config", "improvement_over_adam_percent"] == pytest.approx((adam - config) / adam * 100)
     assert runs.loc["config", "variant"] == ("problem.sizes.cpu.points.boundary=16;problem.sizes.cpu.points.initial=16;"
                                              "problem.sizes.cpu.points.residual=64")
-    for name in ("improvement", "test_mse_burgers-cpu_n3_it20_", "losses_burgers-cpu_n3_it20_"):
+    for name in ("improvement", "performance_profile", "time_to_target", "test_mse_burgers-cpu_n3_it20_",
+                 "losses_burgers-cpu_n3_it20_"):
         assert list((out / "figures").glob(f"{name}*.pdf")), name
+
+
+def test_metric_target_and_style_options(study, tmp_path):
+    out = tmp_path / "out"
+    result = report_cli(str(study), "--out", str(out), "--resamples", "50", "--metric", "mse_u",
+                        "--target", "burgers=0.045", "--target", "kovasznay=1", "--improvement-style", "paper")
+    assert result.returncode == 0, result.stderr
+    assert "Error metric: mse_u." in result.stdout
+    assert (pd.read_csv(out / "summary.csv")["metric"] == "mse_u").all()
+    md = (out / "summary.md").read_text()
+    assert "Error metric E: `mse_u`" in md and "given per problem (burgers=0.045, kovasznay=1)" in md
+    assert (out / "figures" / "improvement.png").is_file()
+    assert (out / "figures" / "mse_u_burgers-cpu_n3_it200.png").is_file()
+    targets = pd.read_csv(out / "time_to_target.csv")
+    assert set(targets.query("problem == 'burgers'")["target"]) == {0.045}
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--metric", "rel_l2"), "--metric rel_l2: no completed run records it"),
+    (("--metric", "seconds"), "--metric seconds: not an error metric"),
+    (("--target", "heat=1e-3"), "--target heat: no run of that problem; problems: burgers, kovasznay."),
+    (("--target", "burgers"), "--target burgers: expected PROBLEM=VALUE"),
+])
+def test_a_bad_metric_or_target_is_a_one_line_error(study, tmp_path, capsys, args, message):
+    from pinnbench.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report", str(study), "--out", str(tmp_path / "out"), "--no-figures", *args])
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert exit_info.value.code == 2 and error.startswith(f"error: {message}")
+    if "--metric" in args:
+        assert error.endswith("available: test_mse, best_test_mse, mse_u.")

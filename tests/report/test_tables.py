@@ -1,11 +1,15 @@
-"""The summary table: means, stds, improvements and bootstrap intervals, checked against values
-worked out by hand or recomputed independently with numpy."""
+"""The summary table: seed statistics, improvements, paired comparisons with Adam, ranks, checked
+against values worked out by hand or recomputed independently with numpy."""
+
+import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from pinnbench.report.collect import collect_runs
-from pinnbench.report.tables import summarize, to_latex, to_markdown
+from pinnbench.report.collect import SETTING, collect_runs
+from pinnbench.report.tables import (errors_view, rank_table, setting_medians, significance_lines, summarize,
+                                     to_latex, to_markdown, versus_view)
 from tests.report.conftest import write_run
 
 
@@ -26,15 +30,19 @@ def summary(study):
 def test_mean_and_population_std_over_seeds(summary):
     adam = row(summary, problem="burgers", method="adam", budget="iterations")
     config = row(summary, problem="burgers", method="config", budget="iterations")
-    assert adam["mean_test_mse"] == pytest.approx(0.04) and config["mean_test_mse"] == pytest.approx(0.02)
-    assert config["std_test_mse"] == pytest.approx(0.01 * np.sqrt(2 / 3))  # ddof = 0
+    assert adam["mean"] == pytest.approx(0.04) and config["mean"] == pytest.approx(0.02)
+    assert config["std"] == pytest.approx(0.01 * np.sqrt(2 / 3))  # ddof = 0
+    assert (config["median"], config["min"], config["max"]) == (0.02, 0.01, 0.03)
+    assert config["iqm"] == pytest.approx(0.02) and config["metric"] == "test_mse"
     assert (adam["n_seeds"], config["n_seeds"]) == (3, 3)
     assert config["ms_per_iteration"] == pytest.approx(8.0) and config["iterations"] == 200
 
 
 def test_diverged_and_incomplete_runs_are_counted_and_kept_out_of_the_means(summary):
     config = row(summary, problem="burgers", method="config", budget="iterations")
-    assert config["n_excluded"] == 2 and config["mean_test_mse"] == pytest.approx(0.02)  # not 1e6
+    assert config["n_excluded"] == 2 and config["mean"] == pytest.approx(0.02)  # not 1e6
+    assert config["n_diverged"] == 1 and config["max"] == 0.03
+    assert any("config" in n and "diverged (seeds [3])" in n for n in summary.notes)
 
 
 def test_improvement_over_adam_is_relative_to_the_seed_means(summary):
@@ -74,11 +82,12 @@ def test_interval_is_left_empty_with_one_seed(tmp_path):
 
 def test_missing_adam_leaves_the_cell_empty_and_says_why(summary):
     kovasznay = row(summary, problem="kovasznay")
-    assert np.isnan(kovasznay["improvement_over_adam_percent"]) and kovasznay["mean_test_mse"] == 0.5
-    assert any("kovasznay" in n and "no completed Adam run" in n for n in summary.notes)
-    line = next(l for l in to_markdown(summary.table).splitlines() if "kovasznay" in l)
+    assert np.isnan(kovasznay["improvement_over_adam_percent"]) and kovasznay["mean"] == 0.5
+    assert np.isnan(kovasznay["p_improve"]) and np.isnan(kovasznay["n_pairs"])
+    assert any("kovasznay" in n and "no completed or diverged Adam run" in n for n in summary.notes)
+    line = next(l for l in to_markdown(versus_view(summary.table)).splitlines() if "kovasznay" in l)
     cells = [c.strip() for c in line.strip("|").split("|")]
-    assert cells[8:11] == ["", "", ""]  # improvement, ci_low, ci_high
+    assert cells[5:] == ["", "", "", "", ""]  # n_pairs, improvement, log ratio, P(improve), Wilcoxon
 
 
 def test_adam_is_matched_within_the_same_grouping_and_budget(tmp_path):
@@ -92,12 +101,136 @@ def test_adam_is_matched_within_the_same_grouping_and_budget(tmp_path):
 def test_a_setting_whose_runs_all_failed_stays_in_the_table(tmp_path):
     write_run(tmp_path, method="adam", test_mse=0.04)
     write_run(tmp_path, method="pcgrad", status="diverged", test_mse=float("nan"))
+    write_run(tmp_path, method="lra", summary=False)
     summary = summarize(collect_runs([tmp_path]))
     pcgrad = row(summary, method="pcgrad")
-    assert pcgrad["n_seeds"] == 0 and pcgrad["n_excluded"] == 1 and np.isnan(pcgrad["mean_test_mse"])
-    assert any("pcgrad" in n and "no completed run" in n for n in summary.notes)
+    assert pcgrad["n_seeds"] == 0 and pcgrad["n_excluded"] == 1 and np.isnan(pcgrad["mean"])
+    assert pcgrad["n_pairs"] == 1 and pcgrad["p_improve"] == 0.0 and pcgrad["median_log10_ratio"] == -np.inf
+    lra = row(summary, method="lra")
+    assert lra["n_seeds"] == 0 and lra["n_excluded"] == 1 and np.isnan(lra["n_pairs"])
+    assert any("lra" in n and "no completed run" in n for n in summary.notes)
 
 
 def test_latex_table_escapes_names(summary):
-    tex = to_latex(summary.table)
-    assert tex.startswith("\\begin{tabular}") and "mean\\_test\\_mse" in tex and "\\bottomrule" in tex
+    tex = to_latex(errors_view(summary.table))
+    assert tex.startswith("\\begin{tabular}") and "n\\_seeds" in tex and "\\bottomrule" in tex
+
+
+ADAM = [1.0, 2.0, 4.0, 1.0, 8.0, 1.0]
+"""The made-up study worked out by hand (see also test_stats.py): Burgers at 200 iterations, seeds 0–5.
+good: 0.1, 2 (tie), 1, 0.01, 16, and seed 5 diverged; pcgrad: seeds 0–2 at half Adam's error and a
+seed 6 Adam lacks; tie: Adam's errors; best: a tenth of Adam's; worst: ten times Adam's. Kovasznay:
+one seed of Adam (0.04) and ConFIG (0.01). Burgers at 10 s: Adam 1, best 2."""
+
+
+def tidy(rows) -> pd.DataFrame:
+    """A runs table as collect_runs makes it, from (problem, budget, method, seed, error or status)."""
+    records = []
+    for problem, budget, method, seed, error in rows:
+        status = error if isinstance(error, str) else "completed"
+        records.append(dict(run_dir=f"{problem}/{budget}/{method}/{seed}", problem=problem, size="cpu",
+                            n_losses=2 if problem == "kovasznay" else 3, budget=budget,
+                            budget_amount=200.0 if budget == "iterations" else 10.0, variant="", method=method,
+                            seed=seed, device="cpu", status=status, included=status == "completed",
+                            test_mse=np.nan if isinstance(error, str) else error, ms_per_iteration=1.0,
+                            iterations=200))
+    return pd.DataFrame(records)
+
+
+@pytest.fixture(scope="module")
+def made_up():
+    good = [0.1, 2.0, 1.0, 0.01, 16.0, "diverged"]
+    rows = [("burgers", "iterations", m, s, e) for m, errors in
+            [("adam", ADAM), ("good", good), ("tie", ADAM), ("best", [0.1 * a for a in ADAM]),
+             ("worst", [10 * a for a in ADAM])] for s, e in enumerate(errors)]
+    rows += [("burgers", "iterations", "pcgrad", s, e) for s, e in [(0, 0.5), (1, 1.0), (2, 2.0), (6, 0.1)]]
+    rows += [("kovasznay", "iterations", "adam", 0, 0.04), ("kovasznay", "iterations", "config", 0, 0.01),
+             ("burgers", "walltime", "adam", 0, 1.0), ("burgers", "walltime", "best", 0, 2.0)]
+    runs = tidy(rows)
+    return runs, summarize(runs, n_resamples=1000)
+
+
+def test_seed_statistics_leave_the_diverged_seed_out(made_up):
+    good = row(made_up[1], problem="burgers", budget="iterations", method="good")
+    assert (good["n_seeds"], good["n_diverged"], good["n_excluded"]) == (5, 1, 1)
+    assert good["mean"] == pytest.approx(3.822) and good["std"] == pytest.approx(6.131422, rel=1e-6)
+    assert (good["median"], good["min"], good["max"]) == (1.0, 0.01, 16.0)
+    assert good["iqm"] == pytest.approx((0.1 + 1 + 2) / 3)
+    assert good["improvement_over_adam_percent"] == pytest.approx((17 / 6 - 3.822) / (17 / 6) * 100)
+
+
+def test_pairs_count_the_diverged_seed_as_infinite_error(made_up):
+    good = row(made_up[1], problem="burgers", budget="iterations", method="good")
+    log2, log4 = math.log10(2), math.log10(4)
+    assert good["n_pairs"] == 6 and good["median_log10_ratio"] == pytest.approx(log4 / 2)
+    assert good["log10_ratio_q25"] == pytest.approx(-0.75 * log2)
+    assert good["log10_ratio_q75"] == pytest.approx(log4 + 0.75 * (1 - log4))
+    assert good["p_improve"] == pytest.approx(3.5 / 6)
+    assert good["p_improve_low"] <= good["p_improve"] <= good["p_improve_high"]
+    assert good["wilcoxon_p"] == pytest.approx(26 / 32)
+
+
+def test_ties_with_adam(made_up):
+    tie = row(made_up[1], problem="burgers", budget="iterations", method="tie")
+    assert tie["p_improve"] == 0.5 and (tie["p_improve_low"], tie["p_improve_high"]) == (0.5, 0.5)
+    assert tie["median_log10_ratio"] == 0 and tie["wilcoxon_p"] == 1.0
+    assert tie["improvement_over_adam_percent"] == 0
+
+
+def test_a_seed_without_adam_is_left_unpaired_and_said(made_up):
+    pcgrad = row(made_up[1], problem="burgers", budget="iterations", method="pcgrad")
+    assert pcgrad["n_seeds"] == 4 and pcgrad["n_pairs"] == 3
+    assert pcgrad["median_log10_ratio"] == pytest.approx(math.log10(2)) and pcgrad["p_improve"] == 1.0
+    assert np.isnan(pcgrad["wilcoxon_p"])  # 3 pairs < 5
+    assert any("pcgrad" in n and "seed(s) [6] have no finished or diverged Adam run" in n and "3 seed(s)" in n
+               for n in made_up[1].notes)
+
+
+def test_a_single_seed_has_no_std_no_interval_no_test(made_up):
+    config = row(made_up[1], problem="kovasznay", method="config")
+    assert config["n_seeds"] == 1 and np.isnan(config["std"]) and config["mean"] == 0.01
+    assert config["improvement_over_adam_percent"] == pytest.approx(75.0) and np.isnan(config["ci_low"])
+    assert config["n_pairs"] == 1 and config["p_improve"] == 1.0 and np.isnan(config["p_improve_low"])
+    assert config["median_log10_ratio"] == pytest.approx(math.log10(4)) and np.isnan(config["wilcoxon_p"])
+
+
+def test_significance_lines_say_which_methods_beat_adam(made_up):
+    lines = significance_lines(made_up[1].table)
+    burgers = next(l for l in lines if l.startswith("- burgers-cpu n=3 200 it"))
+    assert "better than Adam: best (p = 0.0312)" in burgers and "worse than Adam: worst (p = 0.0312)" in burgers
+    assert "no significant difference: good (p = 0.812), tie (p = 1)" in burgers
+    assert "not tested, fewer than 5 seed pairs with Adam: pcgrad." in burgers
+    kovasznay = next(l for l in lines if l.startswith("- kovasznay"))
+    assert kovasznay == "- kovasznay-cpu n=2 200 it: not tested, fewer than 5 seed pairs with Adam: config."
+
+
+def test_ranks_of_median_errors_per_budget_average_ties(made_up):
+    medians = setting_medians(made_up[0])
+    assert medians.loc[("burgers", "cpu", 3, "iterations", 200.0, ""), "good"] == 1.5  # median of 0.01…16, inf
+    ranks = rank_table(medians).set_index(["budget", "method"])
+    # Burgers: best 0.15, pcgrad 0.75, adam = good = tie 1.5 (ranks 3–5 → 4), worst 15; Kovasznay: config, adam
+    expected = {"best": 1, "pcgrad": 2, "adam": (4 + 2) / 2, "good": 4, "tie": 4, "worst": 6, "config": 1}
+    assert ranks.loc["iterations", "mean_rank"].to_dict() == pytest.approx(expected)
+    assert ranks.loc[("iterations", "adam"), "n_settings"] == 2 and ranks.loc[("iterations", "good"), "n_settings"] == 1
+    assert (ranks.loc["iterations", "n_settings_budget"] == 2).all()
+    assert ranks.loc["walltime", "mean_rank"].to_dict() == {"adam": 1.0, "best": 2.0}
+
+
+def test_views_show_empty_cells_not_nan(made_up):
+    text = to_markdown(versus_view(made_up[1].table)) + to_markdown(errors_view(made_up[1].table))
+    assert "nan" not in text
+    good = next(l for l in to_markdown(versus_view(made_up[1].table)).splitlines() if "| good" in l)
+    assert "+0.30 (×2)" in good and "0.58 [" in good and "0.812" in good
+
+
+def test_a_diverged_adam_loses_every_pair_and_leaves_the_paper_improvement_empty():
+    adam_seed0_diverged = [("burgers", "iterations", "adam", 0, "diverged"), ("burgers", "iterations", "adam", 1, 2.0)]
+    summary = summarize(tidy(adam_seed0_diverged + [("burgers", "iterations", "config", 0, 0.5),
+                                                    ("burgers", "iterations", "config", 1, 4.0)]))
+    config = row(summary, method="config")
+    assert config["p_improve"] == 0.5 and config["median_log10_ratio"] == np.inf  # median of +inf and log10(1/2)
+    assert config["improvement_over_adam_percent"] == pytest.approx((2.0 - 2.25) / 2.0 * 100)  # Adam's seed 1 only
+    summary = summarize(tidy(adam_seed0_diverged[:1] + [("burgers", "iterations", "config", 0, 1.0)]))
+    assert np.isnan(row(summary, method="config")["improvement_over_adam_percent"])
+    assert row(summary, method="config")["p_improve"] == 1.0
+    assert any("every Adam run diverged" in n for n in summary.notes)
