@@ -17,6 +17,7 @@ import torch
 from pinnbench.errors import ConfigError
 
 KINDS = ("iterations", "walltime")
+CLOCKS = ("wall", "process")
 
 
 @dataclass
@@ -30,10 +31,16 @@ class BudgetConfig:
     seconds: Any = None
     adam_run: Optional[str] = None
     """Set by ``seconds: adam``: the Adam run whose training seconds ``seconds`` now holds."""
+    clock: str = "wall"
+    """What a training second is: ``wall`` (elapsed time, the paper's) or ``process`` (CPU time of
+    this process, ``time.process_time``: on a shared CPU machine, with one thread per run, it is
+    nearly unchanged by other work, where wall time grows with the load; CPU only)."""
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ConfigError(f"budget.kind={self.kind!r} is not a budget; allowed: {', '.join(KINDS)}.")
+        if self.clock not in CLOCKS:
+            raise ConfigError(f"budget.clock={self.clock!r} is not a clock; allowed: {', '.join(CLOCKS)}.")
         if self.iterations is not None and self.iterations <= 0:
             raise ConfigError(f"budget.iterations={self.iterations} must be a positive integer.")
         if self.kind == "walltime" and self.seconds != "adam":
@@ -51,10 +58,10 @@ class BudgetConfig:
         return self.iterations if self.kind == "iterations" else self.seconds
 
 
-def adam_seconds(adam_dir: Path, device: str) -> float:
+def adam_seconds(adam_dir: Path, device: str, clock: str = "wall") -> float:
     """The training seconds of the completed Adam run in ``adam_dir`` (the paper's equal-time
     budget); a :class:`ConfigError` naming the run when there is none, it did not complete, or it
-    ran on another device."""
+    ran on another device or clock."""
     from pinnbench import records
 
     summary = records.read_summary(adam_dir)
@@ -69,17 +76,19 @@ def adam_seconds(adam_dir: Path, device: str) -> float:
 
 
 class Clock:
-    """A stopwatch that can be paused; ``synchronize`` waits for queued GPU work before reading."""
+    """A stopwatch that can be paused; on a GPU it waits for queued work before reading. ``kind``:
+    ``wall`` (``time.perf_counter``) or ``process`` (``time.process_time``, this process's CPU time)."""
 
-    def __init__(self, elapsed: float = 0.0, device: torch.device | None = None) -> None:
+    def __init__(self, elapsed: float = 0.0, device: torch.device | None = None, kind: str = "wall") -> None:
         self.elapsed_before = elapsed
         self.started: float | None = None
         self.cuda = device is not None and device.type == "cuda"
+        self.read = time.process_time if kind == "process" else time.perf_counter
 
     def _now(self) -> float:
         if self.cuda:
             torch.cuda.synchronize()
-        return time.perf_counter()
+        return self.read()
 
     def start(self) -> None:
         if self.started is None:

@@ -128,7 +128,7 @@ def _run_task(cfg: DictConfig) -> Any:
             adam_dir = run_dir.parent.parent / adam_run_name(cfg, hydra_cfg.runtime.choices.problem,
                                                              hydra_cfg.overrides.task)
             with open_dict(cfg):
-                cfg.budget.seconds, cfg.budget.adam_run = adam_seconds(adam_dir, cfg.device), str(adam_dir)
+                cfg.budget.seconds, cfg.budget.adam_run = adam_seconds(adam_dir, cfg.device, cfg.budget.clock), str(adam_dir)
         return prepare(cfg)
 
     def work() -> dict[str, Any]:

@@ -67,6 +67,8 @@ def prepare(cfg: DictConfig) -> Setup:
     iterations = run.budget.iterations or problem.size.iterations
     problem.fast = derivative_mode(run.fast, run.compile, iterations if run.budget.kind == "iterations" else None,
                                    run.budget.seconds if isinstance(run.budget.seconds, float) else None)
+    if run.budget.clock == "process" and device.type != "cpu":
+        raise ConfigError("budget.clock=process measures CPU time; on a GPU use budget.clock=wall.")
     problem.scored_reference  # says now, before any training, when the paper's reference file is missing
     return Setup(run, problem, method_cls, method_options, groups, Budget(run.budget, iterations), device, dtype)
 
@@ -215,7 +217,7 @@ def train(setup: Setup, run_dir: str | Path, on_iteration: Callable[[int], None]
         resumed_from = iteration
         _say(f"{run_dir}: resuming from iteration {iteration} ({seconds:.1f} s).")
 
-    clock = Clock(seconds, setup.device)
+    clock = Clock(seconds, setup.device, run.budget.clock)
     conflict_every, diagnostics_seconds = run.diagnostics.conflict_every, 0.0
     names = setup.loss_names
     pending: list[tuple[int, float, float, Tensor, dict[str, Tensor]]] = []

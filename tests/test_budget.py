@@ -87,3 +87,23 @@ def test_walltime_seconds_must_be_a_positive_number_or_adam():
     for bad in ("fast", -1, None):
         with pytest.raises(ConfigError, match=r"budget\.seconds=.* must be a positive number of seconds, or adam"):
             BudgetConfig(kind="walltime", seconds=bad)
+
+
+def test_a_process_clock_counts_cpu_time_not_waiting():
+    wall, process = Clock(), Clock(kind="process")
+    wall.start(), process.start()
+    time.sleep(0.3)  # waiting costs no CPU time
+    started = time.process_time()
+    while time.process_time() - started < 0.2:  # busy: CPU time passes on both clocks
+        pass
+    wall.pause(), process.pause()
+    assert wall.seconds >= 0.5 and 0.19 <= process.seconds < 0.35
+
+
+def test_the_process_clock_is_refused_on_a_gpu_and_unknown_clocks_are_named():
+    from pinnbench.settings import typed
+    from pinnbench.budget import BudgetConfig
+
+    with pytest.raises(ConfigError, match=r"budget\.clock='cpu' is not a clock; allowed: wall, process"):
+        BudgetConfig(clock="cpu")
+    assert typed(BudgetConfig, {"kind": "walltime", "seconds": 3, "clock": "process"}).clock == "process"

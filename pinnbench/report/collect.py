@@ -35,6 +35,10 @@ DEFAULT_METRIC = "test_mse"
 ERROR_WORDS = {"mse", "rmse", "mae", "l1", "l2", "linf", "err", "error"}
 NOT_ERRORS = ("loss_", "cos_", "gnorm_")
 
+ADAM_TIME = 0.0
+"""``budget_amount`` of wall-time runs with ``budget.seconds=adam``: each trained for its own seed's
+Adam time, so they form one setting (no fixed budget is 0 s)."""
+
 SETTING = ["problem", "size", "n_losses", "budget", "budget_amount", "variant"]
 """What makes two runs comparable; a setting's runs differ by method and seed."""
 
@@ -110,7 +114,8 @@ def _from_config(run_dir: Path) -> dict[str, Any]:
         cfg = OmegaConf.to_container(OmegaConf.load(config_path), resolve=False)
         problem, method, budget = cfg.get("problem") or {}, cfg.get("method") or {}, cfg.get("budget") or {}
         size = problem.get("size")
-        amount = budget.get("seconds") if budget.get("kind") == "walltime" else (
+        amount = (ADAM_TIME if budget.get("seconds") == "adam" else budget.get("seconds")) \
+            if budget.get("kind") == "walltime" else (
             budget.get("iterations") or (problem.get("sizes") or {}).get(size, {}).get("iterations"))
         row.update(problem=problem.get("name"), size=size, method=method.get("name"), n_losses=cfg.get("n_losses"),
                    seed=cfg.get("seed"), budget=budget.get("kind"), budget_amount=amount, device=cfg.get("device"))
@@ -152,6 +157,8 @@ def read_run(run_dir: str | os.PathLike) -> dict[str, Any]:
         return row
     named = row.get("method") is not None  # the label from the configuration also names changed options
     row.update({k: v for k, v in summary.items() if k in COLUMNS and v is not None and not (named and k == "method")})
+    if summary.get("budget_from") == "adam":
+        row["budget_amount"] = ADAM_TIME
     if summary.get("status") == COMPLETED:  # an error only history.csv records: its final value, if evaluated
         row.update(errors)
     row.update({k: v for k, v in summary.items()

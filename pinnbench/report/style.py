@@ -9,7 +9,7 @@ from matplotlib import colormaps
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
-from pinnbench.report.collect import variant_tag
+from pinnbench.report.collect import ADAM_TIME, variant_tag
 
 FORMATS = ("png", "pdf")
 PANEL_TITLES = {"iterations": "equal iterations", "walltime": "equal wall time"}
@@ -36,6 +36,7 @@ def save(fig: Figure, out_dir: Path, name: str) -> list[Path]:
 def file_label(setting: dict) -> str:
     """``burgers-cpu_n3_it200``, and the variant's hash if there is one (as in run directory names)."""
     amount = setting["budget_amount"]
-    budget = f"it{amount:g}" if setting["budget"] == "iterations" else f"wall{amount:g}s"
+    budget = f"it{amount:g}" if setting["budget"] == "iterations" else \
+        "walladam" if amount == ADAM_TIME else f"wall{amount:g}s"
     label = f"{setting['problem']}-{setting['size']}_n{setting['n_losses']}_{budget}"
     return f"{label}_{variant_tag(setting['variant'])}" if setting["variant"] else label

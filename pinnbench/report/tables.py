@@ -23,7 +23,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from pinnbench.report import stats
-from pinnbench.report.collect import DEFAULT_METRIC, DIVERGED, SETTING, variant_tag
+from pinnbench.report.collect import ADAM_TIME, DEFAULT_METRIC, DIVERGED, SETTING, variant_tag
 
 BASELINE = "adam"
 N_RESAMPLES, CI_SEED, CI_LEVEL = 10_000, 0, stats.CI_LEVEL
@@ -80,7 +80,9 @@ class Summary:
 
 
 def _budget_text(row) -> str:
-    return f"{row['budget_amount']:g} it" if row["budget"] == "iterations" else f"{row['budget_amount']:g} s"
+    if row["budget"] == "iterations":
+        return f"{row['budget_amount']:g} it"
+    return "Adam's time" if row["budget_amount"] == ADAM_TIME else f"{row['budget_amount']:g} s"
 
 
 def setting_label(row, short: bool = False) -> str:
