@@ -56,6 +56,14 @@ def fast(request):
     return request.param
 
 
+def official_setup(name: str, *overrides: str, fast: bool = True):
+    """(fixture data, our problem, the recorded network, the recorded points with our targets)."""
+    data = fixture(name)
+    problem = make_problem(name, *overrides)
+    problem.fast = fast
+    return data, problem, official_network(problem, data), batches(problem, data)
+
+
 @pytest.mark.parametrize("name", PROBLEMS)
 def test_columns_and_network_outputs_are_the_papers(name):
     data = fixture(name)
@@ -81,10 +89,7 @@ def test_targets_are_the_papers(name):
 
 @pytest.mark.parametrize("name", PROBLEMS)
 def test_every_term_loss_is_the_papers(name, fast):
-    data = fixture(name)
-    problem = make_problem(name)
-    problem.fast = fast
-    model, points = official_network(problem, data), batches(problem, data)
+    data, problem, model, points = official_setup(name, fast=fast)
     for term, key in TERMS[name].items():
         ours = problem.term_loss(model, points[term], term).item()
         assert ours == pytest.approx(float(data[key]), rel=RTOL), (term, ours, float(data[key]))
@@ -92,10 +97,7 @@ def test_every_term_loss_is_the_papers(name, fast):
 
 @pytest.mark.parametrize("name", PROBLEMS)
 def test_both_groupings_are_the_papers(name, fast):
-    data = fixture(name)
-    problem = make_problem(name)
-    problem.fast = fast
-    model, points = official_network(problem, data), batches(problem, data)
+    data, problem, model, points = official_setup(name, fast=fast)
     for n_losses in sorted(problem.groupings):
         ours = problem.group_losses(model, points, problem.groups(n_losses)).detach().numpy()
         np.testing.assert_allclose(ours, data[f"loss_n{n_losses}"], rtol=RTOL, atol=0)
@@ -121,9 +123,7 @@ def test_test_error_is_the_papers(name):
 
 def test_schrodinger_h_x_periodicity_is_the_papers_logged_term():
     """``periodic: value_and_derivative`` adds the h_x term the paper's code logs but does not train on."""
-    data = fixture("schrodinger")
-    problem = make_problem("schrodinger", "problem.periodic=value_and_derivative")
-    model, points = official_network(problem, data), batches(problem, data)
+    data, problem, model, points = official_setup("schrodinger", "problem.periodic=value_and_derivative")
     ours = problem.term_loss(model, points["boundary"], "boundary").item()
     expected = float(data["term_boundary_value"]) + float(data["term_boundary_derivative"])
     assert ours == pytest.approx(expected, rel=RTOL)
@@ -139,9 +139,7 @@ PER_COLUMN_FACTORS = {  # ours (per_column) ÷ the paper's, for each loss of eac
 
 @pytest.mark.parametrize("name", PROBLEMS)
 def test_per_column_reduction_scales_the_papers_losses_as_documented(name):
-    data = fixture(name)
-    problem = make_problem(name, "problem.reduction=per_column")
-    model, points = official_network(problem, data), batches(problem, data)
+    data, problem, model, points = official_setup(name, "problem.reduction=per_column")
     for n_losses, factors in PER_COLUMN_FACTORS[name].items():
         ours = problem.group_losses(model, points, problem.groups(n_losses)).detach().numpy()
         if factors is None:  # Schrödinger: boundary (×1) + initial (×2) in one loss
