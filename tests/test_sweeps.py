@@ -249,10 +249,21 @@ def test_paper_experiments_launch_the_whole_study_without_kovasznay_with_three_l
         assert per_problem["burgers"] == {"it30000"} and per_problem["beltrami"] == {"it100000"}
 
 
-@pytest.mark.parametrize("name, label", [("paper_iterations_cpu", "it3000"), ("paper_walltime_cpu", "wall")])
-def test_cpu_experiments_sweep_burgers_with_every_method_both_groupings_and_three_seeds(name, label):
+@pytest.mark.parametrize("name, budget", [("paper_iterations_cpu", "it"), ("paper_walltime_cpu", "walladam")])
+def test_cpu_experiments_sweep_the_papers_cells_at_cpu_size_into_their_own_directory(name, budget):
     dirs = experiment_run_dirs(name)
-    assert len(set(dirs)) == 8 * 2 * 3 and {d.parent.name for d in dirs} == {"burgers-cpu"}
-    assert {_parts(d)[1] for d in dirs} == METHODS and {_parts(d)[2] for d in dirs} == {"n2", "n3"}
-    assert len({_parts(d)[3] for d in dirs}) == 1 and _parts(dirs[0])[3].startswith(label)
-    assert Path(f"runs/burgers-cpu/adam-n2-{_parts(dirs[0])[3]}-seed0") in dirs  # no hash: as if launched by hand
+    assert len(dirs) == len(set(dirs)) == 7 * 8 * 3
+    assert {d.parent.name for d in dirs} == {f"{p}-cpu" for p in ("burgers", "schrodinger", "kovasznay", "beltrami")}
+    assert {d.parent.parent for d in dirs} == {Path("runs/paper_cpu")}
+    parts = [_parts(d) for d in dirs]
+    assert {m for _, m, _, _, _ in parts} == METHODS and {s for *_, s in parts} == {"seed0", "seed1", "seed2"}
+    assert all(label.startswith(budget) for *_, label, _ in parts)
+    if budget == "it":
+        assert Path("runs/paper_cpu/burgers-cpu/adam-n2-it3000-seed0") in dirs  # no hash: as if launched by hand
+
+
+def test_the_burgers_study_has_nine_methods_ten_seeds_and_pairs_each_wall_time_run_with_its_adam_run():
+    iterations, walltime = experiment_run_dirs("burgers_cpu_iterations"), experiment_run_dirs("burgers_cpu_walltime")
+    assert len(set(iterations)) == len(set(walltime)) == 9 * 2 * 10
+    assert {_parts(d)[1] for d in iterations} == METHODS | {"upgrad"}
+    assert {d.name.replace("walladam", "it3000") for d in walltime} == {d.name for d in iterations}

@@ -20,18 +20,32 @@ def run_script(tmp_path, *args, sweep_status=0):
 
 
 @pytest.mark.parametrize("scale, suffix, results",
-                         [("cpu", "_cpu", "results/paper-cpu"), ("paper", "", "results/paper")])
+                         [("cpu", "_cpu", "paper_cpu"), ("paper", "", "paper")])
 def test_sweeps_then_report(tmp_path, scale, suffix, results):
     result, calls = run_script(tmp_path, scale, "device=cuda")
     assert result.returncode == 0, result.stderr
-    assert calls == [f"run -m +experiment=paper_iterations{suffix} device=cuda",
-                     f"run -m +experiment=paper_walltime{suffix} device=cuda",
-                     f"report runs --out {results}"]
+    assert calls == [f"run -m +experiment=paper_iterations{suffix} hydra.sweep.dir=runs/{results} device=cuda",
+                     f"run -m +experiment=paper_walltime{suffix} hydra.sweep.dir=runs/{results} device=cuda",
+                     f"report results/{results}/runs --out results/{results}"]
+
+
+def test_the_compact_records_of_the_sweep_are_what_the_report_reads(tmp_path):
+    run = tmp_path / "runs" / "paper_cpu" / "burgers-cpu" / "adam-n2-it3000-seed0"
+    (run / ".hydra").mkdir(parents=True)
+    for name in ("summary.json", "history.csv", "checkpoint.pt", ".hydra/config.yaml", ".hydra/overrides.yaml"):
+        (run / name).write_text(name)
+    (tmp_path / "runs" / "paper_cpu" / "burgers-cpu" / "config-n2-it3000-seed0").mkdir()  # not finished: left out
+    result, _ = run_script(tmp_path, "cpu")
+    assert result.returncode == 0, result.stderr
+    kept = tmp_path / "results" / "paper_cpu" / "runs" / "burgers-cpu"
+    assert sorted(str(p.relative_to(kept)) for p in kept.rglob("*") if p.is_file()) == [
+        "adam-n2-it3000-seed0/.hydra/config.yaml", "adam-n2-it3000-seed0/.hydra/overrides.yaml",
+        "adam-n2-it3000-seed0/history.csv", "adam-n2-it3000-seed0/summary.json"]
 
 
 def test_a_sweep_with_failed_runs_still_gets_its_report_and_fails(tmp_path):
     result, calls = run_script(tmp_path, "cpu", sweep_status=1)
-    assert result.returncode == 1 and calls[-1].startswith("report runs")
+    assert result.returncode == 1 and calls[-1].startswith("report results/paper_cpu/runs")
 
 
 def test_a_refused_configuration_stops_and_a_bad_scale_is_a_usage_error(tmp_path):
