@@ -335,14 +335,14 @@ class Problem:
             raise ConfigError(f"problem.causal.chunks={causal.chunks} exceeds the {self.points['residual']} residual "
                               f"points per iteration; every chunk needs a point.")
         self.log_unknown: Tensor | None = None
-        """θ = log of the unknown parameter in an inverse run, trained with the network; else None."""
+        """θ [1] = log of the unknown parameter in an inverse run, trained with the network; else None."""
         inverse = getattr(options, "inverse", None)
         if inverse is not None and inverse.enabled:
             self.terms = (*self.terms, "data")
             self.groupings = self.inverse_groupings
             self.points["data"] = inverse.points
-            self.log_unknown = torch.tensor(math.log(inverse.initial), device=self.device, dtype=dtype,
-                                            requires_grad=True)
+            self.log_unknown = torch.tensor([math.log(inverse.initial)], device=self.device, dtype=dtype,
+                                            requires_grad=True)  # [1], not 0-d: some optimisers want a dimension
 
     # ----- grouping -------------------------------------------------------------------------
     @property
@@ -419,7 +419,7 @@ class Problem:
             recorded["causal_weight_min"] = (self.causal_weights.min() if self.causal_weights is not None
                                              else torch.tensor(float("nan")))
         if self.log_unknown is not None:
-            recorded[self.unknown] = self.log_unknown.detach().exp()
+            recorded[self.unknown] = self.log_unknown.detach().exp()[0]
         return recorded
 
     def state_dict(self) -> dict[str, Any]:
