@@ -149,7 +149,8 @@ class LazyBatches(dict):
     Each term's points are a function of (seed, iteration, term) alone — ``generator`` is re-seeded
     from them — so they do not depend on which other terms were drawn, or in which order: every
     method sees the same points at a given iteration, and evaluating extra losses (diagnostics)
-    changes nothing that follows."""
+    changes nothing that follows. The problem's :attr:`~Problem.fixed_terms` (an inverse run's
+    observations) depend on (seed, term) alone: drawn once, kept by the problem."""
 
     def __init__(self, problem: "Problem", generator: torch.Generator, seed: int, iteration: int) -> None:
         super().__init__()
