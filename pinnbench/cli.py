@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+import typing
 from pathlib import Path
 from typing import Any, Callable
 
@@ -78,10 +79,15 @@ def check_overrides(overrides: list[str]) -> None:
     for o in dotted:
         group, option = o.key_or_group.split(".", 1)
         cls, _ = typed_options(group, cfg[group])
-        allowed = [f.name for f in dataclasses.fields(cls.Options)]
-        if option.split(".")[0] not in allowed:
-            raise ConfigError(f"{group}.{option} is not an option of {group} {cfg[group].name!r}; "
-                              f"allowed: {', '.join(allowed)}.")
+        schema, path = cls.Options, option.split(".")
+        for depth, name in enumerate(path):  # into nested option dataclasses (problem.causal.chunks)
+            allowed = [f.name for f in dataclasses.fields(schema)]
+            if name not in allowed:
+                where = f"{group} {cfg[group].name!r}" if depth == 0 else f"{group}.{'.'.join(path[:depth])}"
+                raise ConfigError(f"{group}.{option} is not an option of {where}; allowed: {', '.join(allowed)}.")
+            schema = typing.get_type_hints(schema).get(name)
+            if not dataclasses.is_dataclass(schema):
+                break
 
 
 def check_single_run(overrides: list[str]) -> None:

@@ -144,6 +144,17 @@ class GroupLosses:
         return [self.problem.term_residual(self.model, self.batches[t], t) for t in self.groups[index]]
 
 
+def own_param_groups(optimizer: torch.optim.Optimizer, groups: list[dict], lr: float) -> None:
+    """Move each of ``groups``' parameters (a problem's, e.g. an inverse run's unknown) out of the
+    optimiser's groups into a group of its own, whose learning rate is the run's schedule scaled by
+    ``lr_scale`` = group["lr"] / ``lr`` (so it peaks at group["lr"])."""
+    for group in groups:
+        moved = {id(p) for p in group["params"]}
+        for existing in optimizer.param_groups:
+            existing["params"] = [p for p in existing["params"] if id(p) not in moved]
+        optimizer.add_param_group({"params": group["params"], "lr": group["lr"], "lr_scale": group["lr"] / lr})
+
+
 def _rng_state(generator: torch.Generator) -> dict[str, Any]:
     state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
              "sampler": generator.get_state()}
@@ -192,9 +203,11 @@ def train(setup: Setup, run_dir: str | Path, on_iteration: Callable[[int], None]
         keep_freed_memory()  # reuse freed activations instead of page-faulting fresh ones every iteration
     model = MLP(problem.input_dim, problem.output_dim, problem.size.width, problem.size.hidden_layers)
     model = model.to(setup.device, setup.dtype)
-    params = [p for p in model.parameters()]
+    unknowns = problem.param_groups()  # an inverse problem's parameters: trained with the network, at their own rate
+    params = [p for p in model.parameters()] + [p for group in unknowns for p in group["params"]]
     method: Method = setup.method_cls(setup.method_options, len(setup.groups), params)
     optimizer = method.make_optimizer(run.lr)
+    own_param_groups(optimizer, unknowns, run.lr)
     generator = torch.Generator(device=setup.device)
     generator.manual_seed(run.seed)
     losses = GroupLosses(problem, model, setup.groups, setup.device, setup.dtype)
@@ -210,6 +223,7 @@ def train(setup: Setup, run_dir: str | Path, on_iteration: Callable[[int], None]
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         method.load_state_dict(state["method"])
+        problem.load_state_dict(state.get("problem", {}))
         _set_rng_state(state["rng"], generator)
         iteration, seconds, history = state["iteration"], state["seconds"], state["history"]
         best, last_errors = state["best_test_mse"], state["last_errors"]
@@ -247,6 +261,7 @@ def train(setup: Setup, run_dir: str | Path, on_iteration: Callable[[int], None]
         records.write_history(run_dir / records.HISTORY, history)
         records.save_checkpoint(checkpoint_path, {
             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "method": method.state_dict(),
+            "problem": problem.state_dict(),
             "rng": _rng_state(generator), "iteration": iteration, "seconds": clock.seconds, "history": history,
             "best_test_mse": best, "last_errors": last_errors, "latest_losses": losses.latest.cpu(),
             "config": config,
@@ -284,7 +299,7 @@ def train(setup: Setup, run_dir: str | Path, on_iteration: Callable[[int], None]
             else budget.progress(iteration, clock.seconds)
         lr = cosine_with_warmup(fraction, warmup, run.lr, run.final_lr)
         for group in optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         losses.batches = fixed_points or LazyBatches(problem, generator, run.seed, iteration)
         optimizer.zero_grad(set_to_none=True)
         method.step(losses)
@@ -304,7 +319,7 @@ def train(setup: Setup, run_dir: str | Path, on_iteration: Callable[[int], None]
             or iteration % run.checkpoint_every == 0 or final or diagnosed
         if not log_now:
             continue
-        extra = {k: v.detach().clone() for k, v in method.record().items()}
+        extra = {k: v.detach().clone() for k, v in {**method.record(), **problem.record()}.items()}
         pending.append((iteration, clock.seconds, lr, losses.latest.clone(), {**extra, **diagnosis} if diagnosed else extra))
         clock.pause()
         if not flush():

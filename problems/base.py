@@ -14,17 +14,27 @@ How a term's pointwise squared residuals [N, columns] become one number is the o
   (``"sum"``; Schrödinger). A problem may set a term's reduction in ``term_reductions``.
 * ``per_column``: every term is the mean over points summed over columns, and a group is the sum of
   its terms' losses (every field weighs as much as one equation).
+
+Two options change the losses of every method alike (methods see only losses):
+
+* ``causal`` (time-dependent problems): the residual points are weighted by time chunk so that later
+  times are trained only once earlier ones are resolved (Wang, Sankaran, Perdikaris 2024); see
+  :func:`causal_residual`.
+* ``inverse`` (problems that name an ``unknown`` parameter): the PDE's parameter is trained with the
+  network from observations of the reference solution, a fourth term ``data``; see
+  :class:`InverseOptions`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import sys
 from dataclasses import dataclass, field
 from functools import cached_property, partial
 from pathlib import Path
-from typing import Callable, ClassVar, Dict
+from typing import Any, Callable, ClassVar, Dict
 
 import numpy as np
 import torch
@@ -60,12 +70,56 @@ def check_choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
 
 
 @dataclass
+class CausalOptions:
+    """Causal weighting of the residual loss (:func:`causal_residual`): ``chunks`` time chunks M
+    (0: off, the default; jaxpi's examples use 16 or 32) and the tolerance ``epsilon`` ε (jaxpi: 1.0)."""
+
+    chunks: int = 0
+    epsilon: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.chunks < 0:
+            raise ConfigError(f"problem.causal.chunks={self.chunks} must be 0 (off) or a positive number of chunks.")
+        if not self.epsilon >= 0:
+            raise ConfigError(f"problem.causal.epsilon={self.epsilon} must be 0 or positive.")
+
+
+@dataclass
+class InverseOptions:
+    """An inverse problem: the PDE's parameter (the problem's :attr:`Problem.unknown`) is unknown.
+
+    With ``enabled`` it is trained with the network, as θ = log(parameter) (so it stays positive and
+    Adam's steps are relative changes), from ``initial``; its learning rate follows the run's
+    warm-up and cosine schedule scaled to peak at ``lr``. A term ``data`` fits ``points``
+    observations of the reference solution at Latin-hypercube points of the whole domain, with
+    Gaussian noise of standard deviation ``noise`` × each field's standard deviation over the
+    observations; they are drawn once per seed and stay fixed.
+    """
+
+    enabled: bool = False
+    initial: float = 1.0
+    lr: float = 1e-2
+    points: int = 500
+    noise: float = 0.0
+
+    def __post_init__(self) -> None:
+        for key in ("initial", "lr"):
+            if not getattr(self, key) > 0:
+                raise ConfigError(f"problem.inverse.{key}={getattr(self, key)} must be positive.")
+        if self.points < 1:
+            raise ConfigError(f"problem.inverse.points={self.points} must be a positive number of observations.")
+        if not self.noise >= 0:
+            raise ConfigError(f"problem.inverse.noise={self.noise} must be 0 or positive.")
+
+
+@dataclass
 class ProblemOptions:
     """Options every problem has; a problem adds its physical parameters in a subclass.
 
     ``reduction``: ``paper`` | ``per_column`` (module docstring). ``test_reference``: what
     ``test_mse`` is scored against, ``paper`` (the paper's data file where it has one, else the
     exact solution, as the paper does) or ``exact`` (our exact reference); both are recorded.
+    ``causal``: :class:`CausalOptions` (time-dependent problems only).
     """
 
     name: str = "problem"
@@ -73,6 +127,7 @@ class ProblemOptions:
     sizes: Dict[str, Size] = field(default_factory=dict)
     reduction: str = "paper"
     test_reference: str = "paper"
+    causal: CausalOptions = field(default_factory=CausalOptions)
 
     def __post_init__(self) -> None:
         check_choice("reduction", self.reduction, REDUCTIONS)
@@ -94,16 +149,24 @@ class LazyBatches(dict):
     Each term's points are a function of (seed, iteration, term) alone — ``generator`` is re-seeded
     from them — so they do not depend on which other terms were drawn, or in which order: every
     method sees the same points at a given iteration, and evaluating extra losses (diagnostics)
-    changes nothing that follows."""
+    changes nothing that follows. The problem's :attr:`~Problem.fixed_terms` (an inverse run's
+    observations) depend on (seed, term) alone: drawn once, kept by the problem."""
 
     def __init__(self, problem: "Problem", generator: torch.Generator, seed: int, iteration: int) -> None:
         super().__init__()
         self.problem, self.generator, self.key = problem, generator, (seed, iteration)
 
     def __missing__(self, term: str) -> Batch:
-        entropy = [*self.key, self.problem.terms.index(term)]
+        seed, iteration = self.key
+        fixed = term in self.problem.fixed_terms  # drawn once per seed: the same points at every iteration
+        if fixed and (seed, term) in self.problem.fixed_batches:
+            batch = self[term] = self.problem.fixed_batches[seed, term]
+            return batch
+        entropy = [seed, self.problem.terms.index(term)] if fixed else [seed, iteration, self.problem.terms.index(term)]
         self.generator.manual_seed(int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0] >> 1))
         batch = self[term] = self.problem.sample(self.generator, (term,))[term]
+        if fixed:
+            self.problem.fixed_batches[seed, term] = batch
         return batch
 
 
@@ -116,6 +179,47 @@ def latin_hypercube(n: int, lower: Tensor, upper: Tensor, generator: torch.Gener
     ).to(lower.dtype)
     jitter = torch.rand(n, dim, generator=generator, device=lower.device, dtype=lower.dtype)
     return lower + (strata + jitter) / n * (upper - lower)
+
+
+def chunk_ids(t: Tensor, chunks: int) -> Tensor:
+    """The time chunk of every point: sorted by t, the N points are cut into M runs of consecutive
+    times, the point of rank ρ (0 = earliest) in chunk ⌊ρ M / N⌋, so chunk sizes differ by at most
+    one (jaxpi sorts and reshapes, which needs M to divide N). With Latin-hypercube points and M
+    dividing N, chunk k holds exactly the points with t in the k-th of M equal time intervals."""
+    n = t.numel()
+    ranks = torch.empty(n, dtype=torch.long, device=t.device)
+    ranks[torch.argsort(t.reshape(-1), stable=True)] = torch.arange(n, device=t.device)
+    return torch.div(ranks * chunks, n, rounding_mode="floor")
+
+
+def chunk_losses(squares: Tensor, ids: Tensor, chunks: int) -> Tensor:
+    """L[k, c]: the mean of ``squares`` [N, c] over the points of chunk k (``ids`` [N])."""
+    counts = torch.bincount(ids, minlength=chunks).to(squares.dtype)
+    return squares.new_zeros(chunks, squares.shape[1]).index_add_(0, ids, squares) / counts[:, None]
+
+
+def causal_weights(losses: Tensor, epsilon: float) -> Tensor:
+    """w_k = exp(−ε Σ_{j<k} L_j) for chunk losses L [M] or [M, c], detached (Wang, Sankaran,
+    Perdikaris, CMAME 2024, arXiv 2203.07404; jaxpi's ``res_and_w``). With several equations
+    (columns) each has its own weights and every chunk takes the smallest, as jaxpi's Navier–Stokes
+    examples do."""
+    losses = losses.detach().reshape(losses.shape[0], -1)
+    earlier = torch.cat([torch.zeros_like(losses[:1]), torch.cumsum(losses, dim=0)[:-1]])
+    return torch.exp(-epsilon * earlier).amin(dim=1)
+
+
+def causal_residual(residual: Tensor, t: Tensor, chunks: int, epsilon: float) -> tuple[Tensor, Tensor]:
+    """(√w_{k(i)} r_i for every point i, the weights w [M]): the residuals [N, c] scaled so that
+    their mean square is the causal loss
+
+        Σ_k (N_k / N) w_k L_k,   L_k = mean over chunk k of Σ_c r²,   w_k = :func:`causal_weights`,
+
+    jaxpi's (1/M) Σ_k w_k L_k when the M chunks (:func:`chunk_ids`) are equally large, and the
+    plain residual loss when every w_k = 1. The weights carry no gradient; methods that look at
+    pointwise residuals (NTK weighting) see the weighted ones, as jaxpi weights its residual NTK."""
+    ids = chunk_ids(t, chunks)
+    weights = causal_weights(chunk_losses(residual.detach().square(), ids, chunks), epsilon)
+    return residual * weights.sqrt()[ids, None], weights
 
 
 def gradient(y: Tensor, x: Tensor) -> Tensor:
@@ -193,6 +297,13 @@ class Problem:
     fast: bool | str = True
     """How :func:`~problems.derivatives.jet` takes derivatives: True (Taylor streams through the
     network), False (nested autograd) or ``"compiled"`` (Taylor with compiled kernels)."""
+    unknown: ClassVar[str | None] = None
+    """The option holding the PDE parameter an inverse run trains (``nu``, ``re``); its value in the
+    options is the truth the observations come from. None: the problem has no inverse version."""
+    inverse_groupings: ClassVar[dict[int, tuple[tuple[str, ...], ...]]] = {}
+    """:attr:`groupings` of an inverse run, in which the term ``data`` joins the losses."""
+    fixed_terms: ClassVar[tuple[str, ...]] = ("data",)
+    """Terms whose points are drawn once per seed rather than every iteration (observations)."""
 
     def __init__(self, options: ProblemOptions, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32):
         if options.size not in options.sizes:
@@ -212,6 +323,27 @@ class Problem:
         self.dtype = dtype
         self.box_lower = torch.tensor(self.lower, device=self.device, dtype=dtype)
         self.box_upper = torch.tensor(self.upper, device=self.device, dtype=dtype)
+        self.points = dict(self.size.points)
+        self.fixed_batches: dict[tuple[int, str], Batch] = {}
+        self.causal_weights: Tensor | None = None
+        """The causal weights w [M] of the latest residual evaluated (None before the first)."""
+        causal = options.causal
+        if causal.chunks and "t" not in self.input_names:
+            raise ConfigError(f"problem.causal.chunks={causal.chunks}: causal training orders the residual points by "
+                              f"time, and problem {self.name!r} is steady (inputs {', '.join(self.input_names)}); "
+                              f"use problem.causal.chunks=0.")
+        if causal.chunks > self.points["residual"]:
+            raise ConfigError(f"problem.causal.chunks={causal.chunks} exceeds the {self.points['residual']} residual "
+                              f"points per iteration; every chunk needs a point.")
+        self.log_unknown: Tensor | None = None
+        """θ [1] = log of the unknown parameter in an inverse run, trained with the network; else None."""
+        inverse = getattr(options, "inverse", None)
+        if inverse is not None and inverse.enabled:
+            self.terms = (*self.terms, "data")
+            self.groupings = self.inverse_groupings
+            self.points["data"] = inverse.points
+            self.log_unknown = torch.tensor([math.log(inverse.initial)], device=self.device, dtype=dtype,
+                                            requires_grad=True)  # [1], not 0-d: some optimisers want a dimension
 
     # ----- grouping -------------------------------------------------------------------------
     @property
@@ -242,10 +374,66 @@ class Problem:
     # ----- points and losses ----------------------------------------------------------------
     def sample(self, generator: torch.Generator, terms: tuple[str, ...] | None = None) -> dict[str, Batch]:
         """Fresh collocation points for each requested term (all terms by default)."""
-        return {term: self.sample_term(term, self.size.points[term], generator) for term in terms or self.terms}
+        return {term: self.observations(self.points[term], generator) if term == "data"
+                else self.sample_term(term, self.points[term], generator) for term in terms or self.terms}
 
     def sample_term(self, term: str, n: int, generator: torch.Generator) -> Batch:
         raise NotImplementedError
+
+    def observations(self, n: int, generator: torch.Generator) -> Batch:
+        """An inverse run's data: the exact solution at n Latin-hypercube points of the whole domain
+        plus Gaussian noise of standard deviation ``inverse.noise`` × each field's standard deviation
+        over these points (the noise is drawn at every level, so the points do not depend on it)."""
+        inputs = latin_hypercube(n, self.box_lower, self.box_upper, generator)
+        with torch.no_grad():
+            clean = self.exact(inputs)
+        noise = torch.randn(clean.shape, generator=generator, device=self.device, dtype=self.dtype)
+        return Batch(inputs, clean + self.options.inverse.noise * clean.std(dim=0, correction=0) * noise)
+
+    # ----- inverse problems ----------------------------------------------------------------
+    def coefficient(self) -> float | Tensor:
+        """The value of :attr:`unknown` the PDE residual uses: exp(θ), a tensor that carries θ's
+        gradient, in an inverse run; the option's value (a float) otherwise."""
+        return self.log_unknown.exp() if self.log_unknown is not None else getattr(self.options, self.unknown)
+
+    def param_groups(self) -> list[dict]:
+        """The problem's trainable parameters (θ of an inverse run; none otherwise) as optimiser
+        parameter groups with their peak learning rate ``lr``."""
+        if self.log_unknown is None:
+            return []
+        return [{"params": [self.log_unknown], "lr": self.options.inverse.lr}]
+
+    def parameter_errors(self) -> dict[str, float]:
+        """In an inverse run, the estimate of the unknown (``<unknown>``, e.g. ``nu``) and its
+        relative error |estimate − truth| / |truth| (``<unknown>_rel_error``); else nothing."""
+        if self.log_unknown is None:
+            return {}
+        estimate, truth = self.log_unknown.exp().item(), getattr(self.options, self.unknown)
+        return {self.unknown: estimate, f"{self.unknown}_rel_error": abs(estimate - truth) / abs(truth)}
+
+    def record(self) -> dict[str, Tensor]:
+        """Per-iteration quantities for the history, as 0-d tensors: ``causal_weight_min``, the
+        smallest causal weight (w_M, the last chunk's: it nears 1 once every time is resolved), and
+        an inverse run's estimate ``<unknown>``."""
+        recorded = {}
+        if self.options.causal.chunks:
+            recorded["causal_weight_min"] = (self.causal_weights.min() if self.causal_weights is not None
+                                             else torch.tensor(float("nan")))
+        if self.log_unknown is not None:
+            recorded[self.unknown] = self.log_unknown.detach().exp()[0]
+        return recorded
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint needs to continue exactly: θ and the latest causal weights."""
+        return {"log_unknown": None if self.log_unknown is None else self.log_unknown.detach().clone(),
+                "causal_weights": self.causal_weights}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.log_unknown is not None and state.get("log_unknown") is not None:
+            with torch.no_grad():
+                self.log_unknown.copy_(state["log_unknown"])
+        weights = state.get("causal_weights")
+        self.causal_weights = None if weights is None else weights.to(self.device, self.dtype)
 
     def target(self, term: str, inputs: Tensor) -> Tensor | None:
         """The data a term's points must match (None for a residual term): by default the exact
@@ -253,9 +441,16 @@ class Problem:
         return None if term == "residual" else self.exact(inputs)
 
     def term_residual(self, fn: Field, batch: Batch, term: str) -> Tensor:
-        """Pointwise residuals [N, n_eq] of one term for the field ``fn`` (zero for the exact solution)."""
+        """Pointwise residuals [N, n_eq] of one term for the field ``fn`` (zero for the exact solution);
+        with ``causal`` on, the PDE residual is weighted by time chunk (:func:`causal_residual`)."""
         if term == "residual":
-            return self.pde_residual(fn, batch.inputs)
+            residual = self.pde_residual(fn, batch.inputs)
+            causal = self.options.causal
+            if not causal.chunks:
+                return residual
+            t = batch.inputs[:, self.input_names.index("t")]
+            weighted, self.causal_weights = causal_residual(residual, t, causal.chunks, causal.epsilon)
+            return weighted
         return fn(batch.inputs) - batch.targets
 
     def pde_residual(self, fn: Field, inputs: Tensor) -> Tensor:
@@ -377,7 +572,8 @@ class Problem:
     def error(self, fn: Field) -> dict[str, float]:
         """Against the reference :attr:`scored_reference` names: ``test_mse`` (the paper's metric),
         ``rel_l2`` and per-field ``mse_<f>``, ``rel_l2_<f>``; against each reference there is:
-        ``test_mse_<ref>`` and ``rel_l2_<ref>`` (``exact``, and ``paper`` where its file is)."""
+        ``test_mse_<ref>`` and ``rel_l2_<ref>`` (``exact``, and ``paper`` where its file is); in an
+        inverse run also :meth:`parameter_errors`."""
         _, truths = self._test_tensors
         prediction = self.predict(fn)
         errors: dict[str, float] = {}
@@ -386,6 +582,7 @@ class Problem:
             errors.update({f"test_mse_{name}": these["test_mse"], f"rel_l2_{name}": these["rel_l2"]})
             if name == self.scored_reference:
                 errors.update(these)
+        errors.update(self.parameter_errors())
         return errors
 
     def derived_fields(self, values: Tensor) -> dict[str, Tensor]:

@@ -9,18 +9,22 @@ Exact solution by the Cole–Hopf transform (u = −2ν φ_x/φ, φ solving the 
 
 With η = 2√(νt) z both integrals carry the weight e^{−z²}; their ratio is a softmax over a uniform
 z-grid (the trapezoid rule, which converges exponentially for this analytic, decaying integrand).
+
+Inverse version (``inverse.enabled``): ν is unknown and trained from observations of this solution
+(see :class:`~problems.base.InverseOptions`; ``nu`` stays the truth). The observations are a loss
+term ``data`` that joins the others as in :attr:`Burgers.inverse_groupings`.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from problems.base import Batch, Field, Problem, ProblemOptions, latin_hypercube
+from problems.base import Batch, Field, InverseOptions, Problem, ProblemOptions, latin_hypercube
 from problems.derivatives import jet
 
 
@@ -29,6 +33,8 @@ class BurgersOptions(ProblemOptions):
     nu: float = 0.01 / math.pi
     quadrature_nodes: int = 4001
     quadrature_halfwidth: float = 12.0
+    inverse: InverseOptions = field(default_factory=lambda: InverseOptions(initial=0.05))
+    """ν unknown, trained from 0.05 (16 times the truth 0.01/π) by default."""
 
 
 class Burgers(Problem):
@@ -40,6 +46,13 @@ class Burgers(Problem):
     lower = (-1.0, 0.0)
     upper = (1.0, 1.0)
     paper_file = "burgers_simulation_data.npy"
+    unknown = "nu"
+    inverse_groupings = {2: (("residual",), ("boundary", "initial", "data")),
+                         3: (("residual",), ("boundary", "initial"), ("data",)),
+                         4: (("residual",), ("boundary",), ("initial",), ("data",))}
+    """The observations join the known conditions in the 2-loss grouping (one mean over the
+    concatenated points under ``reduction: paper``); with 3 losses they are a loss of their own,
+    the one that decides ν, next to the PDE and the known conditions; 4 separates every term."""
 
     def sample_term(self, term: str, n: int, generator: torch.Generator) -> Batch:
         lo, hi = self.box_lower, self.box_upper
@@ -63,8 +76,12 @@ class Burgers(Problem):
         return -torch.sin(math.pi * inputs[:, :1]) if term == "initial" else None
 
     def pde_residual(self, fn: Field, inputs: Tensor) -> Tensor:
+        nu = self.coefficient()
+        if isinstance(nu, Tensor):  # inverse: ν is trained, so u_xx is needed on its own
+            j = jet(fn, inputs, first=(0, 1), second=(0,), fast=self.fast)
+            return j.d(1) + j.value * j.d(0) - nu * j.dd(0)
         # u_t − ν u_xx as one linear operator: the fast path carries it as a single stream
-        j = jet(fn, inputs, first=(0,), operator={(1,): 1.0, (0, 0): -self.options.nu}, fast=self.fast)
+        j = jet(fn, inputs, first=(0,), operator={(1,): 1.0, (0, 0): -nu}, fast=self.fast)
         return j.op + j.value * j.d(0)
 
     def exact(self, inputs: Tensor) -> Tensor:

@@ -14,18 +14,22 @@ Closed form (Kovasznay 1948), with λ = Re/2 − √(Re²/4 + 4π²):
 Dirichlet data on u, v and p along the whole boundary; there is no initial condition, so the
 problem offers two losses only: residual | boundary. Test grid (the paper's): 27 (x) × 37 (y)
 equally spaced points including the corners, 999 points; the error is the mean over u, v and p.
+
+Inverse version (``inverse.enabled``): Re is unknown and trained from observations of (u, v, p)
+(see :class:`~problems.base.InverseOptions`; ``re`` stays the truth), a loss term ``data`` grouped
+as in :attr:`Kovasznay.inverse_groupings`. Being steady, Kovasznay has no causal training.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from problems.base import Batch, Field, FieldSlice, Problem, ProblemOptions, latin_hypercube
+from problems.base import Batch, Field, FieldSlice, InverseOptions, Problem, ProblemOptions, latin_hypercube
 from problems.derivatives import jet
 
 
@@ -33,6 +37,8 @@ from problems.derivatives import jet
 class KovasznayOptions(ProblemOptions):
     re: float = 40.0
     """Reynolds number; ν = 1/Re."""
+    inverse: InverseOptions = field(default_factory=lambda: InverseOptions(initial=20.0))
+    """Re unknown, trained from 20 (half the truth) by default."""
 
 
 def perimeter_points(s: Tensor, lower: Tensor, upper: Tensor) -> Tensor:
@@ -64,10 +70,14 @@ class Kovasznay(Problem):
     groupings = {2: (("residual",), ("boundary",))}
     lower = (-0.5, -0.5)
     upper = (1.0, 1.5)
+    unknown = "re"
+    inverse_groupings = {2: (("residual",), ("boundary", "data")), 3: (("residual",), ("boundary",), ("data",))}
+    """The observations join the boundary data in the 2-loss grouping, or are a loss of their own."""
 
     @property
-    def nu(self) -> float:
-        return 1.0 / self.options.re
+    def nu(self) -> float | Tensor:
+        """ν = 1/Re, with the trained Re in an inverse run."""
+        return 1.0 / self.coefficient()
 
     @property
     def wave(self) -> float:
@@ -89,10 +99,13 @@ class Kovasznay(Problem):
         raise KeyError(term)
 
     def pde_residual(self, fn: Field, inputs: Tensor) -> Tensor:
-        # −ν Δ as one linear operator: the fast path carries it as a single stream
-        j = jet(fn, inputs, first=(0, 1), operator={(0, 0): -self.nu, (1, 1): -self.nu}, fast=self.fast)
+        # −ν Δ as one linear operator: the fast path carries it as a single stream (−Δ, times a
+        # trained ν afterwards, in an inverse run)
+        nu = self.nu
+        scale = -nu if isinstance(nu, float) else -1.0
+        j = jet(fn, inputs, first=(0, 1), operator={(0, 0): scale, (1, 1): scale}, fast=self.fast)
         (u, v, _), (u_x, v_x, p_x), (u_y, v_y, p_y) = (t.split(1, dim=1) for t in (j.value, j.d(0), j.d(1)))
-        viscous_u, viscous_v, _ = j.op.split(1, dim=1)
+        viscous_u, viscous_v, _ = (j.op if isinstance(nu, float) else nu * j.op).split(1, dim=1)
         momentum_x = u * u_x + v * u_y + p_x + viscous_u
         momentum_y = u * v_x + v * v_y + p_y + viscous_v
         return torch.cat([momentum_x, momentum_y, u_x + v_y], dim=1)

@@ -19,6 +19,10 @@ BAD_INPUT = [
     (["problem.nu=fast"], ["nu"]),
     (["device=tpu"], ["device='tpu'", "cpu, cuda"]),
     (["dtype=float16"], ["dtype", "float32, float64"]),
+    (["problem.causal.chunk=32"], ["problem.causal.chunk is not an option of problem.causal", "chunks, epsilon"]),
+    (["problem=kovasznay", "problem.causal.chunks=32"], ["problem.causal.chunks=32", "steady"]),
+    (["problem.inverse.nosie=0.1"], ["problem.inverse.nosie", "enabled, initial, lr, points, noise"]),
+    (["problem=schrodinger", "problem.inverse.enabled=true"], ["problem.inverse.enabled", "allowed"]),
 ]
 
 
