@@ -121,7 +121,7 @@ def _run_task(cfg: DictConfig) -> Any:
     from pinnbench.budget import adam_seconds
     from pinnbench.naming import ADAM, adam_run_name
     from pinnbench.sweep import run_job
-    from pinnbench.train import DIVERGED, prepare, resolved_config, train
+    from pinnbench.train import DIVERGED, prepare, resolved_config, schema_defaults, train
 
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
@@ -137,6 +137,9 @@ def _run_task(cfg: DictConfig) -> Any:
                 cfg.budget.seconds, cfg.budget.adam_run = adam_seconds(adam_dir, cfg.device, cfg.budget.clock), str(adam_dir)
         return prepare(cfg)
 
+    def fingerprint(built):
+        return resolved_config(built), schema_defaults(built)
+
     def work() -> dict[str, Any]:
         summary = train(setup(), run_dir)
         if not summary.get("skipped"):
@@ -147,7 +150,7 @@ def _run_task(cfg: DictConfig) -> Any:
 
     try:
         summary = run_job(cfg, run_dir, work, catch=multirun,  # skips finished or locked runs
-                          config_now=lambda: resolved_config(setup()))
+                          config_now=lambda: fingerprint(setup()))
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -47,16 +47,18 @@ def finished(run_dir: Path) -> dict[str, Any] | None:
     return summary if summary is not None and summary.get("status") in FINISHED else None
 
 
-def check_recorded_config(run_dir: Path, summary: dict[str, Any] | None, config_now: dict[str, Any]) -> None:
+def check_recorded_config(run_dir: Path, summary: dict[str, Any] | None,
+                          config_now: tuple[dict[str, Any], dict[str, Any]]) -> None:
     """Refuse (a :class:`ConfigError`) a finished run or a checkpoint whose recorded configuration is
-    not ``config_now``, before anything in ``run_dir`` is written."""
+    not ``config_now`` = (resolved configuration, schema defaults), before anything in ``run_dir``
+    is written."""
     from pinnbench.train import check_same_config
 
     if summary is not None:
-        check_same_config(run_dir, summary.get("config"), config_now, records.SUMMARY)
+        check_same_config(run_dir, summary.get("config"), config_now[0], records.SUMMARY, config_now[1])
     elif (run_dir / records.CHECKPOINT).exists():
         recorded = records.load_checkpoint(run_dir / records.CHECKPOINT).get("config")
-        check_same_config(run_dir, recorded, config_now, records.CHECKPOINT)
+        check_same_config(run_dir, recorded, config_now[0], records.CHECKPOINT, config_now[1])
 
 
 def _skip(run_dir: Path, summary: dict[str, Any]) -> dict[str, Any]:
@@ -99,10 +101,11 @@ def _refuse(run_dir: Path, exc: ConfigError, catch: bool) -> dict[str, Any]:
 
 
 def run_job(cfg: DictConfig, run_dir: Path, work: Callable[[], dict[str, Any]], *, catch: bool,
-            config_now: Callable[[], dict[str, Any]] | None = None) -> dict[str, Any]:
+            config_now: Callable[[], tuple[dict[str, Any], dict[str, Any]]] | None = None) -> dict[str, Any]:
     """Run ``work()`` (train) in ``run_dir`` unless it finished or another process holds it.
 
-    ``config_now()``, the run's resolved configuration, is compared with the one recorded by a
+    ``config_now()``, the run's resolved configuration and the schema defaults (see
+    :func:`~pinnbench.train.schema_defaults`), is compared with the one recorded by a
     finished run or a checkpoint: a difference refuses the job and leaves the directory untouched.
     With ``catch`` (in a sweep) an exception becomes a ``failed`` summary and a returned result;
     otherwise it is recorded, then raised.

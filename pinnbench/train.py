@@ -79,14 +79,26 @@ UNRECORDED_KEYS = ("problem", "method", "quiet", "plot", "threads", "compile", "
 only float rounding); they are left out of a run's recorded configuration."""
 
 
+def _plain(config: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(config, default=lambda o: dataclasses.asdict(o) if dataclasses.is_dataclass(o)
+                                 else str(o)))
+
+
 def resolved_config(setup: Setup) -> dict[str, Any]:
     """The configuration that decides a run's result, every default filled in: the problem's and
     the method's typed options and the run settings but :data:`UNRECORDED_KEYS`. Recorded in the
     summary and the checkpoint, and compared on a relaunch."""
     run = {f.name: getattr(setup.run, f.name) for f in dataclasses.fields(setup.run) if f.name not in UNRECORDED_KEYS}
-    config = {"problem": setup.problem.options, "method": setup.method_options, **run}
-    return json.loads(json.dumps(config, default=lambda o: dataclasses.asdict(o) if dataclasses.is_dataclass(o)
-                                 else str(o)))
+    return _plain({"problem": setup.problem.options, "method": setup.method_options, **run})
+
+
+def schema_defaults(setup: Setup) -> dict[str, Any]:
+    """:func:`resolved_config` of the schemas' own defaults (each Options and RunConfig field's
+    default value): a key a recorded configuration lacks (an option added since) counts as
+    unchanged when the run now uses this value, so a new option must default to the old behaviour."""
+    run = dataclasses.replace(RunConfig(), problem=None, method=None)
+    plain = {f.name: getattr(run, f.name) for f in dataclasses.fields(run) if f.name not in UNRECORDED_KEYS}
+    return _plain({"problem": type(setup.problem.options)(), "method": type(setup.method_options)(), **plain})
 
 
 def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -96,20 +108,24 @@ def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
         if node else {prefix: {}}
 
 
-def config_differences(recorded: dict[str, Any] | None, now: dict[str, Any]) -> list[str]:
-    """``key: recorded → now`` for every key whose value differs (a key missing on one side too)."""
+def config_differences(recorded: dict[str, Any] | None, now: dict[str, Any],
+                       defaults: dict[str, Any] | None = None) -> list[str]:
+    """``key: recorded → now`` for every key whose value differs (a key missing on one side too,
+    unless it is missing from the record and now has its ``defaults`` value)."""
     if recorded is None:
         return ["the run was made before run configurations were recorded"]
-    old, new = _flatten(recorded), _flatten(now)
+    old, new, default = _flatten(recorded), _flatten(now), _flatten(defaults or {})
     missing = object()
     return [f"{key.rstrip('.')}: {old.get(key, missing)!r} → {new.get(key, missing)!r}".replace(repr(missing), "absent")
-            for key in sorted(old.keys() | new.keys()) if old.get(key, missing) != new.get(key, missing)]
+            for key in sorted(old.keys() | new.keys()) if old.get(key, missing) != new.get(key, missing)
+            and not (key not in old and key in default and new[key] == default[key])]
 
 
-def check_same_config(run_dir: Path, recorded: dict[str, Any] | None, now: dict[str, Any], what: str) -> None:
+def check_same_config(run_dir: Path, recorded: dict[str, Any] | None, now: dict[str, Any], what: str,
+                      defaults: dict[str, Any] | None = None) -> None:
     """Raise :class:`ConfigError` when the configuration recorded with ``what`` (a finished run's
     summary, a checkpoint) is not the one a run would use now: its results would be mixed up."""
-    differences = config_differences(recorded, now)
+    differences = config_differences(recorded, now, defaults)
     if differences:
         shown = "; ".join(differences[:6]) + (f"; and {len(differences) - 6} more" if len(differences) > 6 else "")
         raise ConfigError(f"{run_dir}: its {what} was made with another configuration ({shown}); refusing to "
@@ -219,7 +235,7 @@ def train(setup: Setup, run_dir: str | Path, on_iteration: Callable[[int], None]
     config = resolved_config(setup)
     if checkpoint_path.exists():
         state = records.load_checkpoint(checkpoint_path)
-        check_same_config(run_dir, state.get("config"), config, records.CHECKPOINT)
+        check_same_config(run_dir, state.get("config"), config, records.CHECKPOINT, schema_defaults(setup))
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         method.load_state_dict(state["method"])

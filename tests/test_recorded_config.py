@@ -11,10 +11,15 @@ import pytest
 from pinnbench import records, sweep
 from pinnbench.errors import ConfigError
 from pinnbench.report import collect
-from pinnbench.train import config_differences, prepare, resolved_config, train
+from pinnbench.train import config_differences, prepare, resolved_config, schema_defaults, train
 from tests.conftest import TINY, compose_config, run_cli
 
 FAST = ("budget.iterations=4", *TINY)
+
+
+def config_now(cfg):
+    setup = prepare(cfg)
+    return resolved_config(setup), schema_defaults(setup)
 
 
 def fingerprint(folder: Path) -> dict[str, tuple[str, int]]:
@@ -43,7 +48,7 @@ def test_a_finished_run_of_the_same_config_is_skipped(finished_run):
     cfg, run_dir = finished_run
     before = fingerprint(run_dir)
     result = sweep.run_job(cfg, run_dir, lambda: pytest.fail("trained again"), catch=False,
-                           config_now=lambda: resolved_config(prepare(cfg)))
+                           config_now=lambda: config_now(cfg))
     assert result["skipped"] and fingerprint(run_dir) == before
 
 
@@ -52,7 +57,7 @@ def test_a_finished_run_of_another_config_is_refused_untouched(finished_run, cat
     cfg, run_dir = finished_run
     before = fingerprint(run_dir)
     other = compose_config("method=adam", *FAST, "problem.reduction=per_column")
-    job = dict(catch=catch, config_now=lambda: resolved_config(prepare(other)))
+    job = dict(catch=catch, config_now=lambda: config_now(other))
     if catch:
         result = sweep.run_job(other, run_dir, lambda: pytest.fail("trained"), **job)
         assert result["status"] == "refused" and "problem.reduction: 'paper' → 'per_column'" in result["error"]
@@ -69,7 +74,7 @@ def test_a_run_recorded_before_configs_were_recorded_is_refused(finished_run):
     records.write_json(run_dir / records.SUMMARY, summary)
     with pytest.raises(ConfigError, match="made before run configurations were recorded"):
         sweep.run_job(cfg, run_dir, lambda: pytest.fail("trained"), catch=False,
-                      config_now=lambda: resolved_config(prepare(cfg)))
+                      config_now=lambda: config_now(cfg))
 
 
 def test_a_checkpoint_of_another_config_is_not_resumed(tmp_path):
@@ -94,6 +99,22 @@ def test_differences_name_every_changed_and_missing_key():
     assert config_differences(old, new) == ["problem.reduction: 'per_column' → 'paper'",
                                             "problem.test_reference: absent → 'paper'"]
     assert config_differences(new, new) == []
+    # an option added since the record: unchanged if the run now uses its default, named otherwise
+    defaults = {"problem": {"test_reference": "paper", "reduction": "paper"}}
+    assert config_differences(old, new, defaults) == ["problem.reduction: 'per_column' → 'paper'"]
+    assert config_differences({"seed": 0}, {"seed": 0, "lr": 0.1}, {"lr": 0.001}) == ["lr: absent → 0.1"]
+
+
+def test_a_record_lacking_an_option_added_since_is_the_same_run_when_it_takes_the_default(finished_run):
+    cfg, run_dir = finished_run
+    summary = records.read_summary(run_dir)
+    del summary["config"]["problem"]["causal"]
+    records.write_json(run_dir / records.SUMMARY, summary)
+    assert sweep.run_job(cfg, run_dir, lambda: pytest.fail("trained"), catch=False,
+                         config_now=lambda: config_now(cfg))["skipped"]
+    other = compose_config("method=adam", *FAST, "problem.causal.chunks=4")
+    with pytest.raises(ConfigError, match=r"problem\.causal\.chunks: absent → 4"):
+        sweep.run_job(other, run_dir, lambda: pytest.fail("trained"), catch=False, config_now=lambda: config_now(other))
 
 
 def test_a_corrupt_summary_is_named_on_run_and_listed_by_the_reporter(finished_run):
