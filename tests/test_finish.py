@@ -117,7 +117,8 @@ def test_a_wall_time_budget_gives_the_phase_its_share_of_the_seconds(tmp_path):
     started = summary["finish_started_at"]
     switch = rows.loc[rows.iteration == started, "seconds"].item()
     assert 0.9 <= switch < rows.loc[rows.iteration == started + 1, "seconds"].item() and summary["seconds"] >= 1.5
-    assert rows.loc[rows.iteration < started, "seconds"].max() < 0.9 and (rows.loc[rows.iteration > started, "phase"] == "finish").all()
+    assert rows.loc[rows.iteration < started, "seconds"].max() < 0.9
+    assert (rows.loc[rows.iteration > started, "phase"] == "finish").all()
 
 
 @pytest.mark.parametrize("overrides, message", [

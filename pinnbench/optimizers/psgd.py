@@ -32,9 +32,9 @@ class PSGDOptions(OptimizerOptions):
 
 class PSGD(Optimizer):
     """m ← μ m + (1 − μ) g, m̂ = m / (1 − μ^t); for a weight matrix the preconditioner is
-    P = (Q_Lᵀ Q_L) ⊗ (Q_Rᵀ Q_R) with triangular Q's fitted so that P ≈ E[m̂ m̂ᵀ]^(−1/2) (one
-    gradient step of size 0.1 on Li's criterion per refit, with a random probe vector v: P m̂ m̂ᵀ P ≈ v vᵀ), and
-    θ ← θ − lr · u, u = P m̂ clipped to RMS ≤ 1.1. Q is refit at every iteration for the first 500,
+    P = (Q_Lᵀ Q_L) ⊗ (Q_Rᵀ Q_R) with triangular Q's fitted online so that P E[m̂ m̂ᵀ] P ≈ I, i.e.
+    P ≈ E[m̂ m̂ᵀ]^(−1/2) (Li's criterion with Gaussian probe vectors, one gradient step of size 0.1
+    on the Lie group of the Q's per refit); θ ← θ − lr · u, u = P m̂ scaled down to RMS ≤ 1.1. Q is refit at every iteration for the first 500,
     then at a rate decaying as exp(−0.001 (t − 500)) down to 3 % (kron_torch's schedule), or at the
     fixed ``update_probability``. The probe vectors come from the global torch RNG and the occasional
     rebalancing of the factors from NumPy's, both of which the run seeds and checkpoints."""
