@@ -72,6 +72,10 @@ class Chain:
     def param_groups(self) -> list[dict[str, Any]]:
         return [group for o in self.optimizers for group in o.param_groups]
 
+    def add_param_group(self, group: dict[str, Any]) -> None:
+        """A group added later (a problem's own parameters, say) goes to the last member."""
+        self.optimizers[-1].add_param_group(group)
+
     def step(self) -> None:
         for o in self.optimizers:
             o.step()

@@ -216,3 +216,16 @@ def test_the_command_line_says_it_in_one_line(tmp_path, overrides, message):
     result = run_cli("run", *overrides, f"hydra.run.dir={tmp_path / 'run'}", "quiet=true", timeout=120)
     assert result.returncode == 2 and result.stderr.startswith("error: ") and message in result.stderr
     assert result.stderr.strip().count("\n") == 0 and not (tmp_path / "run").exists()
+
+
+def test_a_chain_takes_a_later_parameter_group_into_its_last_member():
+    model = small_network()
+    chain = optimizer_of("muon").build(list(model.parameters()), 1e-3)
+    extra = torch.zeros(3, requires_grad=True)
+    chain.add_param_group({"params": [extra], "lr": 5e-3})
+    assert chain.param_groups[-1]["params"] == [extra] and chain.optimizers[-1].param_groups[-1]["lr"] == 5e-3
+    extra.grad = torch.ones(3)
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    chain.step()
+    assert (extra < 0).all()
