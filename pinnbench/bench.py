@@ -14,6 +14,11 @@ times two implementations of every method's iteration, side by side in one proce
   pass per derivative, so the ratios against this baseline are conservative.) Methods that are not
   gradient methods run their own ``step`` on straightforwardly computed losses.
 
+Optimisers (``bench.optimizers``) are timed beside Adam: Adam's method (the plain sum) stepped by
+each one (``adam+soap``, ``adam+muon``, …), ours only; ``× our Adam`` is then the cost of the
+optimiser's step over Adam's, as every other part of the iteration is the same. An optimiser whose
+optional library is not installed is skipped with a note.
+
 Protocol: every variant runs ``warmup`` untimed iterations (the first one, which compiles the
 kernels, is reported as ``first_iteration_s``); then ``rounds`` rounds, each timing ``iterations``
 consecutive iterations (rounded up to a multiple of the number of losses, as M-ConFIG's cost
@@ -54,6 +59,7 @@ from torch import Tensor
 from pinnbench.allocator import keep_freed_memory
 from pinnbench.errors import ConfigError
 from pinnbench.methods.base import GradientMethod, Method, write_gradient
+from pinnbench.naming import trainer_label
 from pinnbench.network import MLP
 from pinnbench.settings import RunConfig
 from pinnbench.train import GroupLosses, Setup, _seed_everything, prepare
@@ -67,6 +73,8 @@ class BenchOptions:
     """The ``bench:`` keys of ``configs/bench.yaml``."""
 
     methods: List[str] = field(default_factory=lambda: ["adam", "config", "mconfig"])
+    optimizers: List[str] = field(default_factory=lambda: ["soap", "muon", "psgd"])
+    """Optimisers (files of configs/optimizer/) timed beside Adam, each stepping the plain sum (method adam)."""
     size: str = "paper"  # the problem size to time
     iterations: int = 12  # timed iterations per round and variant (rounded up to a multiple of n_losses)
     rounds: int = 7  # the median is taken over rounds
@@ -113,6 +121,9 @@ def compose(overrides: Sequence[str]) -> tuple[BenchOptions, dict[str, DictConfi
     overrides = list(overrides)
     if any(o.split("=")[0].lstrip("+~") == "method" for o in overrides):
         raise ConfigError("bench times several methods: name them with bench.methods=[adam,config,...], not method=.")
+    if any(o.split("=")[0].lstrip("+~") == "optimizer" for o in overrides):
+        raise ConfigError("bench times several optimisers: name them with bench.optimizers=[soap,muon,...], "
+                          "not optimizer=.")
     run_overrides = [o for o in overrides if not o.lstrip("+~").startswith("bench.")]
     bench_keys = [f.name for f in _fields(BenchOptions)]
     for o in overrides:
@@ -137,8 +148,9 @@ def compose(overrides: Sequence[str]) -> tuple[BenchOptions, dict[str, DictConfi
     base = load([])
     options: BenchOptions = OmegaConf.to_object(base.bench)
     configs = {}
-    for name in options.methods:
-        cfg = load([f"method={name}", f"problem.size={options.size}"])
+    for name, method, optimizer in [(m, m, "adam") for m in options.methods] + \
+            [(trainer_label("adam", o), "adam", o) for o in options.optimizers]:
+        cfg = load([f"method={method}", f"optimizer={optimizer}", f"problem.size={options.size}"])
         with open_dict(cfg):
             del cfg["bench"]
         configs[name] = cfg
@@ -177,14 +189,14 @@ class Variant:
 
     def __init__(self, setup: Setup, implementation: str) -> None:
         self.setup, self.implementation = setup, implementation
-        self.name = setup.method_options.name
+        self.name = trainer_label(setup.method_options.name, setup.optimizer.options.name)
         run, problem = setup.run, setup.problem
         _seed_everything(run.seed)
         self.model = MLP(problem.input_dim, problem.output_dim, problem.size.width,
                          problem.size.hidden_layers).to(setup.device, setup.dtype)
         self.params = list(self.model.parameters())
         self.method: Method = setup.method_cls(setup.method_options, len(setup.groups), self.params)
-        self.optimizer = self.method.make_optimizer(run.lr)
+        self.optimizer = self.method.make_optimizer(run.lr, setup.optimizer)
         self.generator = torch.Generator(device=setup.device).manual_seed(run.seed)
         self.iteration = 0
         if implementation == OURS:
@@ -332,8 +344,15 @@ def run_bench(options: BenchOptions, configs: dict[str, DictConfig], say: Callab
         keep_freed_memory()  # as the trainer does; both implementations profit
     variants: list[Variant] = []
     for name, cfg in configs.items():
-        variants.append(Variant(prepare(cfg), OURS))
-        if options.baseline:
+        try:
+            setup = prepare(cfg)
+        except ConfigError as exc:
+            if name in options.methods:
+                raise
+            say(f"skipped {name}: {exc}")  # an optimiser whose optional library is not installed
+            continue
+        variants.append(Variant(setup, OURS))
+        if options.baseline and name in options.methods:  # an optimiser's step has no straightforward twin
             with open_dict(cfg):
                 cfg.fast = False
             variants.append(Variant(prepare(cfg), STRAIGHTFORWARD))
@@ -386,7 +405,8 @@ def run_bench(options: BenchOptions, configs: dict[str, DictConfig], say: Callab
         ms = 1e3 * statistics.median(wall[index])
         quartiles = statistics.quantiles(wall[index], n=4) if len(wall[index]) > 1 else [wall[index][0]] * 3
         records.append({
-            "problem": setup.problem.name, "method": variant.name, "implementation": variant.implementation,
+            "problem": setup.problem.name, "method": variant.name, "optimizer": setup.optimizer.options.name,
+            "implementation": variant.implementation,
             "n_losses": k, "size": setup.problem.options.size, "points": dict(setup.problem.size.points),
             "width": setup.problem.size.width, "hidden_layers": setup.problem.size.hidden_layers,
             "derivatives": str(setup.problem.fast), "dtype": setup.run.dtype, "device": str(device),

@@ -6,6 +6,7 @@ checkpointed or diagnosed, so runs compared at equal time get equal training tim
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import dataclass
@@ -116,6 +117,16 @@ class Budget:
         self.kind = config.kind
         self.iterations = iterations
         self.seconds = config.seconds
+
+    def shortened(self, iterations: int = 0, share: float = 0.0) -> "Budget":
+        """This budget less a finishing phase's part: its last ``iterations`` iterations, or the last
+        ``share`` of its seconds, whichever its kind counts."""
+        part = copy.copy(self)
+        if self.kind == "iterations":
+            part.iterations = self.iterations - iterations
+        else:
+            part.seconds = self.seconds * (1.0 - share)
+        return part
 
     def progress(self, iteration: int, seconds: float) -> float:
         if self.kind == "iterations":

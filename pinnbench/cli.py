@@ -32,7 +32,7 @@ def _register() -> None:
         OmegaConf.register_new_resolver("run_name", run_name)
 
 
-GROUPS = ("problem", "method", "budget")
+GROUPS = ("problem", "method", "optimizer", "finish", "budget")
 """Config groups chosen by file name: ``problem=burgers`` is ``configs/problem/burgers.yaml``."""
 
 
@@ -53,16 +53,17 @@ def check_overrides(overrides: list[str]) -> None:
         head = key.split(".")[0]
         if head not in top:
             raise ConfigError(f"{key} is not a setting; allowed: {', '.join(sorted(top))} "
-                              f"(and problem.*, method.*, budget.* options).")
+                              f"(and problem.*, method.*, optimizer.*, finish.*, budget.* options).")
         if key in GROUPS:
             values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.value()]
             offered = sorted(p.stem for p in (config_dir() / key).glob("*.yaml"))
             for value in values:
                 if str(value) not in offered:
-                    raise ConfigError(f"{key}={value} is not a {key} of configs/{key}/; allowed: {', '.join(offered)}.")
+                    raise ConfigError(f"{key}={value} is not one of configs/{key}/; allowed: {', '.join(offered)}.")
         if "." not in key and not o.is_sweep_override():
             choices.append(o.input_line)
-    dotted = [o for o in parsed if "." in o.key_or_group and o.key_or_group.split(".")[0] in ("problem", "method")
+    typed_groups = ("problem", "method", "optimizer", "finish")
+    dotted = [o for o in parsed if "." in o.key_or_group and o.key_or_group.split(".")[0] in typed_groups
               and not o.is_add() and not o.is_force_add()]
     if not dotted:
         return
@@ -71,7 +72,7 @@ def check_overrides(overrides: list[str]) -> None:
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-            cfg = compose("config", overrides=[c for c in choices if c.split("=")[0] in ("problem", "method")])
+            cfg = compose("config", overrides=[c for c in choices if c.split("=")[0] in typed_groups])
     except Exception:
         return  # Hydra's own error for a bad group choice is reported by the run itself
     finally:

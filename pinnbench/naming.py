@@ -7,15 +7,21 @@ import hashlib
 
 from omegaconf import DictConfig
 
-RUN_NAME_KEYS = {"problem", "method", "n_losses", "seed", "budget", "budget.iterations", "budget.seconds",
-                 "problem.size"}
-"""Overrides that are spelt out in a run directory's name; any other override adds a short hash."""
+RUN_NAME_KEYS = {"problem", "method", "optimizer", "finish", "n_losses", "seed", "budget", "budget.iterations",
+                 "budget.seconds", "problem.size"}
+"""Overrides that are spelt out in a run directory's name; any other override adds a short hash
+(options of a group, e.g. ``optimizer.precondition_frequency=10``, too)."""
 
 NEUTRAL_KEYS = {"quiet", "device", "eval_every", "log_every", "checkpoint_every", "plot", "diagnostics.conflict_every",
-                "experiment", "experiment/paper_iterations", "experiment/paper_walltime"}
+                "experiment", "experiment/paper_iterations", "experiment/paper_walltime",
+                "experiment/optimizers_burgers_cpu"}
 """Overrides that change neither what is trained nor its result, so they leave the name alone.
 An experiment (``configs/experiment/``) sets only keys the name spells out (problem, n_losses,
-budget) or sweeps through overrides, so choosing one leaves the name alone too."""
+budget, method, optimizer, finish) or sweeps through overrides, so choosing one leaves the name
+alone too."""
+
+DEFAULT_CHOICES = {"optimizer": "adam", "finish": "none"}
+"""The groups a run directory's name spells out only when they are not these."""
 
 
 def extra_overrides(overrides) -> list[str]:
@@ -25,14 +31,21 @@ def extra_overrides(overrides) -> list[str]:
     return sorted(o for o in stripped if o.split("=")[0] not in RUN_NAME_KEYS | NEUTRAL_KEYS and not o.startswith("hydra"))
 
 
+def trainer_label(method: str, optimizer: str | None = None, finish: str | None = None) -> str:
+    """The method, then ``+<optimizer>`` and ``+<finish>`` where they are not the defaults: ``config``,
+    ``config+soap`` (ConFIG's direction, SOAP's step), ``adam+lbfgs`` (Adam, then an L-BFGS finish)."""
+    chosen = {"optimizer": optimizer, "finish": finish}
+    return "+".join([method] + [v for k, v in chosen.items() if v is not None and v != DEFAULT_CHOICES[k]])
+
+
 def _name(problem: str, size: str, method: str, n_losses: int, label: str, seed: int, extras: list[str]) -> str:
     name = f"{problem}-{size}/{method}-n{n_losses}-{label}-seed{seed}"
     return name + ("-" + hashlib.sha1(";".join(extras).encode()).hexdigest()[:8] if extras else "")
 
 
 def run_name(*, _root_: DictConfig) -> str:
-    """``<problem>-<size>/<method>-n<k>-<budget>-seed<s>[-<hash of other overrides>]``: a pure
-    function of the overrides, so a relaunched sweep finds its runs again."""
+    """``<problem>-<size>/<method>[+<optimizer>][+<finish>]-n<k>-<budget>-seed<s>[-<hash of other
+    overrides>]``: a pure function of the overrides, so a relaunched sweep finds its runs again."""
     cfg = _root_
     choices = cfg.hydra.runtime.choices
     budget = cfg.budget
@@ -42,7 +55,8 @@ def run_name(*, _root_: DictConfig) -> str:
         label = "walladam"
     else:
         label = f"wall{budget.seconds:g}s"
-    return _name(choices.get("problem"), cfg.problem.size, choices.get("method"), cfg.n_losses, label, cfg.seed,
+    method = trainer_label(choices.get("method"), choices.get("optimizer"), choices.get("finish"))
+    return _name(choices.get("problem"), cfg.problem.size, method, cfg.n_losses, label, cfg.seed,
                  extra_overrides(cfg.hydra.overrides.task))
 
 
@@ -52,8 +66,10 @@ ADAM = "adam"
 
 def adam_run_name(cfg: DictConfig, problem: str, overrides) -> str:
     """The run directory name (below the sweep directory) of the Adam run that sets the wall time of
-    ``cfg``'s run: same problem, size, grouping, seed and other overrides (the method's own aside),
-    at the size's default iterations, the paper's equal-iteration budget."""
-    extras = [o for o in extra_overrides(overrides) if not o.startswith("method.")]
+    ``cfg``'s run: same problem, size, grouping, seed and other overrides (the method's, the
+    optimiser's and the finishing phase's options aside), at the size's default iterations, the
+    paper's equal-iteration budget: plain Adam, with Adam's step and no finishing phase, whatever
+    this run's optimiser and finish."""
+    extras = [o for o in extra_overrides(overrides) if not o.startswith(("method.", "optimizer.", "finish."))]
     iterations = cfg.problem.sizes[cfg.problem.size].iterations
     return _name(problem, cfg.problem.size, "adam", cfg.n_losses, f"it{iterations}", cfg.seed, extras)

@@ -1,9 +1,10 @@
-"""Typed configuration: the run schema, and validation of the ``problem`` and ``method`` groups.
+"""Typed configuration: the run schema, and validation of the ``problem``, ``method``,
+``optimizer`` and ``finish`` groups.
 
 ``configs/config.yaml`` extends :class:`RunConfig` (registered with Hydra's ConfigStore), so a typo
-or a wrong type at top level fails before anything runs. The ``problem`` and ``method`` groups
-name their class in ``_target_``; the class's ``Options`` dataclass is their schema: every other
-key must be one of its fields, with its type.
+or a wrong type at top level fails before anything runs. The groups name their class in
+``_target_``; the class's ``Options`` dataclass is their schema: every other key must be one of its
+fields, with its type.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ class RunConfig:
 
     problem: Any = None
     method: Any = None
+    optimizer: Any = None
+    finish: Any = None
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     n_losses: int = 3
     seed: int = 0
@@ -101,8 +104,12 @@ def typed(schema: type, values: dict[str, Any], prefix: str = "") -> Any:
         raise ConfigError(f"{prefix}{key}: {getattr(exc, 'msg', exc)}".split("\n")[0]) from None
 
 
+GROUPS = ("problem", "method", "optimizer", "finish")
+"""The config groups whose node names a class in ``_target_`` and is typed by its ``Options``."""
+
+
 def typed_options(group: str, node: DictConfig) -> tuple[type, Any]:
-    """(class, validated Options instance) for a ``problem`` or ``method`` config node."""
+    """(class, validated Options instance) for a node of one of :data:`GROUPS`."""
     if not isinstance(node, DictConfig) or "_target_" not in node:
         raise ConfigError(f"{group} must be chosen from configs/{group}/ (e.g. {group}=burgers); got {node!r}.")
     target = node._target_
@@ -123,8 +130,9 @@ def typed_options(group: str, node: DictConfig) -> tuple[type, Any]:
 
 
 def run_options(cfg: DictConfig) -> RunConfig:
-    """The validated top-level settings (problem and method left as config nodes)."""
-    values = {k: v for k, v in _plain(cfg).items() if k not in ("problem", "method", "hydra")}
+    """The validated top-level settings (the :data:`GROUPS` left as config nodes)."""
+    values = {k: v for k, v in _plain(cfg).items() if k not in (*GROUPS, "hydra")}
     run = typed(RunConfig, values)
-    run.problem, run.method = cfg.problem, cfg.method
+    for group in GROUPS:
+        setattr(run, group, cfg.get(group))
     return run

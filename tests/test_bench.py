@@ -102,7 +102,8 @@ def test_bench_writes_its_records_and_prints_the_ratio_table(tmp_path):
     methods = [m for m in ("adam", "config", "mconfig") if m in METHODS]
     out = tmp_path / "bench.json"
     result = run_cli("bench", *TINY_PAPER, "compile=false", f"bench.methods=[{','.join(methods)}]",
-                     "bench.iterations=1", "bench.rounds=2", "bench.warmup=1", f"bench.out={out}")
+                     "bench.optimizers=[]", "bench.iterations=1", "bench.rounds=2", "bench.warmup=1",
+                     f"bench.out={out}")
     assert result.returncode == 0, result.stderr
     rows = json.loads(out.read_text())
     assert {(r["method"], r["implementation"]) for r in rows} == {(m, i) for m in methods
@@ -117,9 +118,24 @@ def test_bench_writes_its_records_and_prints_the_ratio_table(tmp_path):
         assert f"| {method}" in result.stdout
 
 
+def test_bench_times_the_optimisers_beside_adam(tmp_path):
+    pytest.importorskip("pytorch_optimizer")
+    out = tmp_path / "bench.json"
+    result = run_cli("bench", *TINY_PAPER, "compile=false", "bench.methods=[adam]", "bench.optimizers=[soap,muon]",
+                     "bench.iterations=1", "bench.rounds=1", "bench.warmup=1", "bench.baseline=false",
+                     "bench.memory=false", f"bench.out={out}")
+    assert result.returncode == 0, result.stderr
+    rows = {r["method"]: r for r in json.loads(out.read_text())}
+    assert set(rows) == {"adam", "adam+soap", "adam+muon"}
+    assert rows["adam+soap"]["optimizer"] == "soap" and rows["adam"]["optimizer"] == "adam"
+    assert all(r["implementation"] == bench.OURS and r["vs_our_adam"] > 0 for r in rows.values())
+    assert "| adam+soap" in result.stdout and "| adam+muon" in result.stdout
+
+
 @pytest.mark.parametrize("overrides, words", [
     (["bench.iteratons=3"], "bench.iterations"),
     (["method=adam"], "bench.methods"),
+    (["optimizer=soap"], "bench.optimizers"),
     (["bench.rounds=0"], "positive"),
     (["dtyp=float64"], "not a setting"),
     (["bench.methods=[adam,nosuch]"], "nosuch"),
@@ -131,7 +147,8 @@ def test_bad_bench_settings_fail_before_anything_runs(overrides, words):
 
 def test_bench_composes_the_run_configuration_of_every_method_at_paper_size():
     options, configs = bench.compose(["problem=kovasznay", "n_losses=2", "bench.methods=[adam,config]"])
-    assert list(configs) == ["adam", "config"] and options.size == "paper"
+    assert list(configs) == ["adam", "config", "adam+soap", "adam+muon", "adam+psgd"] and options.size == "paper"
+    assert configs["adam+muon"].optimizer.name == "muon" and configs["adam+muon"].method.name == "adam"
     setup = prepare(configs["config"])
     assert setup.problem.name == "kovasznay" and setup.problem.options.size == "paper"
     assert setup.method_options.name == "config" and setup.problem.fast == "compiled"  # a 100 000-iteration size

@@ -149,3 +149,16 @@ def test_the_command_line_says_it_in_one_line(tmp_path):
 def test_the_reporter_imports_no_class_but_ours(monkeypatch):
     monkeypatch.setattr(collect, "typed_options", lambda *a: pytest.fail("imported a foreign class"))
     assert collect.method_label({"name": "evil", "_target_": "os.system"}, []) == "evil"
+
+
+def test_the_optimiser_and_the_finishing_phase_are_recorded_and_earlier_records_read_as_adam_and_none():
+    now = resolved_config(prepare(compose_config("method=pcgrad", "optimizer=soap", "finish=lbfgs", *FAST,
+                                                 "finish.iterations=2")))
+    assert now["optimizer"]["name"] == "soap" and now["optimizer"]["precondition_frequency"] == 2
+    assert now["finish"]["name"] == "lbfgs" and now["finish"]["iterations"] == 2 and now["finish"]["share"] == 0.2
+    default = resolved_config(prepare(compose_config("method=pcgrad", *FAST)))
+    assert default["optimizer"] == {"name": "adam", "beta1": 0.9, "beta2": 0.999, "eps": 1e-8}
+    assert default["finish"] == {"name": "none"}
+    earlier = {k: v for k, v in default.items() if k not in ("optimizer", "finish")}
+    assert config_differences(earlier, default) == []
+    assert "optimizer.name: 'adam' → 'soap'" in config_differences(earlier, now)

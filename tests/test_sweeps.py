@@ -267,3 +267,51 @@ def test_the_burgers_study_has_nine_methods_ten_seeds_and_pairs_each_wall_time_r
     assert len(set(iterations)) == len(set(walltime)) == 9 * 2 * 10
     assert {_parts(d)[1] for d in iterations} == METHODS | {"upgrad"}
     assert {d.name.replace("walladam", "it3000") for d in walltime} == {d.name for d in iterations}
+
+
+# --- optimisers and the finishing phase in names and experiments ----------------------------------
+
+def test_a_non_default_optimiser_or_finish_is_spelt_out_and_their_options_hashed():
+    from pinnbench.naming import adam_run_name
+
+    base = ("method=config", "n_losses=3", "seed=0", "budget.iterations=50")
+    plain = run_name(_root_=hydra_config(*base))
+    assert plain == "burgers-cpu/config-n3-it50-seed0"
+    assert run_name(_root_=hydra_config(*base, "optimizer=adam", "finish=none")) == plain  # the defaults
+    soap = run_name(_root_=hydra_config(*base, "optimizer=soap"))
+    assert soap == "burgers-cpu/config+soap-n3-it50-seed0"
+    assert run_name(_root_=hydra_config(*base, "optimizer=soap", "finish=lbfgs")) == \
+        "burgers-cpu/config+soap+lbfgs-n3-it50-seed0"
+    tuned = run_name(_root_=hydra_config(*base, "optimizer=soap", "optimizer.precondition_frequency=10"))
+    assert tuned.startswith(soap + "-") and tuned != run_name(_root_=hydra_config(
+        *base, "optimizer=soap", "optimizer.precondition_frequency=5"))
+    assert run_name(_root_=hydra_config(*base, "finish=lbfgs", "finish.iterations=20")).startswith(
+        "burgers-cpu/config+lbfgs-n3-it50-seed0-")
+    # equal wall time: every trainer gets the seconds of plain Adam's run
+    walltime = hydra_config(*base[:-1], "optimizer=muon", "optimizer.momentum=0.9", "finish=lbfgs",
+                            "finish.share=0.3", "budget=walltime", "budget.seconds=adam")
+    assert adam_run_name(walltime, "burgers", walltime.hydra.overrides.task) == "burgers-cpu/adam-n3-it3000-seed0"
+
+
+def test_the_optimiser_study_sweeps_twelve_trainers_over_ten_seeds_into_distinct_directories():
+    dirs = experiment_run_dirs("optimizers_burgers_cpu")
+    assert len(dirs) == len(set(dirs)) == 12 * 10 and {d.parent.name for d in dirs} == {"burgers-cpu"}
+    trainers = {_parts(d)[1] for d in dirs}
+    assert trainers == {"adam", "adam+soap", "adam+muon", "config", "config+soap", "config+muon", "mconfig", "upgrad",
+                        "upgrad+soap", "upgrad+muon", "adam+lbfgs", "config+lbfgs"}
+    assert {_parts(d)[2:4] for d in dirs} == {("n3", "walladam")}
+    assert {_parts(d)[4] for d in dirs} == {f"seed{s}" for s in range(10)}
+    # the plain trainers are the runs of the Burgers wall-time study, in the same directories
+    assert {d for d in dirs if "+" not in d.name} <= set(experiment_run_dirs("burgers_cpu_walltime"))
+
+
+@pytest.mark.parametrize("cell", ["config_soap", "mconfig", "adam_lbfgs", "upgrad_muon"])
+def test_each_cell_of_the_optimiser_study_composes_to_a_valid_run(cell):
+    cfg = compose_config(f"+experiment/optimizers_burgers_cpu={cell}", "+experiment=optimizers_burgers_cpu",
+                         "problem.size=cpu", "n_losses=3", "budget=walltime", "budget.seconds=30", *TINY)
+    method, _, rest = cell.partition("_")
+    setup = prepare(cfg)
+    assert setup.run.budget.clock == "process" and setup.run.diagnostics.conflict_every == 50
+    assert setup.method_options.name == ("torchjd" if method == "upgrad" else method)
+    assert setup.optimizer.options.name == (rest if rest in ("soap", "muon") else "adam")
+    assert setup.finish.options.name == ("lbfgs" if rest == "lbfgs" else "none")

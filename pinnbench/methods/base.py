@@ -8,7 +8,10 @@ Two families share the contract:
 * gradient methods form the per-loss gradient matrix G[k, d] and reduce it with a pure aggregator
   from :mod:`pinnbench.aggregators`.
 
-After ``step`` the trainer applies the method's optimiser (Adam unless the method brings its own).
+After ``step`` the trainer applies the run's optimiser (``configs/optimizer/``, Adam by default)
+to ``p.grad``, unless the method takes its own steps (M-ConFIG): such a method says so in
+:meth:`Method.check_optimizer`, which refuses the optimisers it cannot hand its direction to.
+A finishing phase (``configs/finish/``) minimises :meth:`Method.objective` with L-BFGS.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import torch
 from torch import Tensor
 
 from pinnbench.errors import ConfigError
+from pinnbench.optimizers.adam import Adam, AdamOptions
+from pinnbench.optimizers.base import Optimizer, OptimizerOptions
 
 
 class Losses(Protocol):
@@ -81,9 +86,22 @@ class Method:
         self.n_losses = n_losses
         self.params = list(params)
 
-    def make_optimizer(self, lr: float) -> torch.optim.Optimizer:
-        """The optimiser that applies ``p.grad`` (Adam, the paper's choice for all but M-ConFIG)."""
-        return torch.optim.Adam(self.params, lr=lr)
+    @classmethod
+    def check_optimizer(cls, options: OptimizerOptions) -> None:
+        """Raise a one-line :class:`ConfigError` when this method cannot hand its direction to the
+        optimiser of ``options``; every optimiser is fine unless a method takes its own steps."""
+
+    def make_optimizer(self, lr: float, optimizer: Optimizer | None = None) -> torch.optim.Optimizer:
+        """The optimiser that applies ``p.grad``: the run's ``optimizer`` (default Adam, the paper's
+        choice for all but M-ConFIG) over the method's parameters."""
+        return (optimizer or Adam(AdamOptions())).build(self.params, lr)
+
+    def objective(self, values: Tensor) -> Tensor:
+        """The scalar a finishing phase minimises, from the losses ``values`` [k]: Σ_i L_i. A gradient
+        method's direction (ConFIG's, PCGrad's, …) is the gradient of no scalar function, and an
+        L-BFGS line search needs one whose gradient it follows, so such methods finish on the plain
+        sum, the objective their combinations are built to decrease without conflict."""
+        return values.sum()
 
     def step(self, losses: Losses) -> None:
         """Set ``p.grad`` for every parameter from the losses of this iteration."""
@@ -114,6 +132,11 @@ class WeightingMethod(Method):
         values = losses()
         self.update_weights(values, losses)
         (self.weights.detach() * values).sum().backward()
+
+    def objective(self, values: Tensor) -> Tensor:
+        """Σ_i w_i L_i with the weights the main phase ended with, frozen (a finishing phase does not
+        update them)."""
+        return (self.weights.detach() * values).sum()
 
     def record(self) -> dict[str, Tensor]:
         return {"weight": self.weights}

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -10,8 +11,11 @@ import torch
 from torch import Tensor
 
 from pinnbench import aggregators
+from pinnbench.errors import ConfigError
 from pinnbench.methods.base import (Losses, Method, MethodOptions, gradient_matrix, require, seeded_generator,
                                     write_gradient)
+from pinnbench.optimizers.adam import AdamOptions
+from pinnbench.optimizers.base import Optimizer, OptimizerOptions
 
 ORDERS = ("cyclic", "random")
 
@@ -47,6 +51,12 @@ class MConFIG(Method):
 
     applied by plain SGD at the scheduled learning rate. The history's ``loss_<name>`` columns hold
     each loss's latest evaluated value (those not refreshed this iteration are a few steps old).
+
+    M-ConFIG takes its own steps: its moments are Adam's (first moments per loss, combined by
+    ConFIG; the second moment of the pseudo-gradient), set by ``method.beta1``/``beta2``, and SGD
+    only applies them. So it runs with ``optimizer=adam`` at its defaults, which it stands for (the
+    paper's M-ConFIG), and refuses any other optimiser or Adam option (:meth:`check_optimizer`):
+    SOAP, PSGD or Muon would precondition or orthogonalise an update whose moments are already formed.
     """
 
     Options = MConFIGOptions
@@ -64,7 +74,20 @@ class MConFIG(Method):
         self.iteration = 0
         self.generator = seeded_generator()
 
-    def make_optimizer(self, lr: float) -> torch.optim.Optimizer:
+    @classmethod
+    def check_optimizer(cls, options: OptimizerOptions) -> None:
+        if options == AdamOptions():
+            return
+        shown = options.name
+        if isinstance(options, AdamOptions):
+            default = dataclasses.asdict(AdamOptions())
+            shown += " with " + ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(options).items() if default[k] != v)
+        raise ConfigError(f"method=mconfig takes its own Adam-type steps (per-loss first moments, a second "
+                          f"moment of the pseudo-gradient, method.beta1/beta2, applied by SGD), so it runs only "
+                          f"with optimizer=adam at its defaults; got optimizer={shown}.")
+
+    def make_optimizer(self, lr: float, optimizer: Optimizer | None = None) -> torch.optim.Optimizer:
+        """Plain SGD: the step c / (√ŝ + 1e-8) is formed by :meth:`step`."""
         return torch.optim.SGD(self.params, lr=lr)
 
     def refreshed(self) -> list[int]:

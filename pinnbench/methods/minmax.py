@@ -26,6 +26,10 @@ class MinMax(WeightingMethod):
     iteration on, one ascent step on the current losses comes first; then the network descends on
     Σ_i w_i L_i. As in the official code, the raw w weight the network's loss (the softmax only
     shapes the ascent), and the weights' Adam is separate from the network's.
+
+    The ascent on the weights is always this Adam at ``method.lr`` (the paper's), whatever the run's
+    optimiser: that one (``optimizer=``) steps the network, so every optimiser fits. A finishing
+    phase freezes the weights at their last values.
     """
 
     Options = MinMaxOptions

@@ -21,7 +21,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from pinnbench import records
-from pinnbench.naming import extra_overrides
+from pinnbench.naming import extra_overrides, trainer_label
 from pinnbench.settings import typed_options
 from pinnbench.errors import ConfigError
 
@@ -85,15 +85,23 @@ def variant_tag(variant: str) -> str:
     return hashlib.sha1(variant.encode()).hexdigest()[:8] if variant else ""
 
 
+TRAINER_OPTIONS = ("method.", "optimizer.", "finish.")
+"""Overrides of options that name a trainer (:func:`method_label`) rather than a setting."""
+
+
 def variant(overrides: list[str]) -> str:
-    """The overrides that neither a run directory's name nor the method's options spell out, joined
-    by ``;``: runs of one setting differ only by method and seed. Empty with default settings."""
-    return ";".join(o for o in extra_overrides(overrides) if not o.startswith("method."))
+    """The overrides that neither a run directory's name nor the options of the method, the optimiser
+    or the finishing phase spell out, joined by ``;``: runs of one setting differ only by method
+    (with its optimiser and finish) and seed. Empty with default settings."""
+    return ";".join(o for o in extra_overrides(overrides) if not o.startswith(TRAINER_OPTIONS))
 
 
-def method_label(method_node: dict[str, Any], overrides: list[str]) -> str | None:
-    """The method as reports name it: its label (``mconfig``, ``torchjd-upgrad``), and any other
-    option changed by an override in brackets (``mconfig [refresh=2]``)."""
+def method_label(method_node: dict[str, Any], overrides: list[str], optimizer: str | None = None,
+                 finish: str | None = None) -> str | None:
+    """The method as reports name it: its label (``mconfig``, ``torchjd-upgrad``), the optimiser and
+    the finishing phase where they are not Adam and none (``config+soap``, ``adam+lbfgs``), and any
+    other option changed by an override in brackets (``mconfig [refresh=2]``, ``config+soap
+    [optimizer.precondition_frequency=10]``)."""
     name = method_node.get("name")
     if not str(method_node.get("_target_", "")).startswith(OUR_PACKAGES):
         return name  # never import a class a run directory names unless it is one of ours
@@ -103,7 +111,8 @@ def method_label(method_node: dict[str, Any], overrides: list[str]) -> str | Non
         return name
     changed = [o.removeprefix("method.") for o in extra_overrides(overrides) if o.startswith("method.")]
     rest = [o for o in changed if o.split("=")[0].split(".")[0] not in type(options).label_keys]
-    return options.label + (f" [{';'.join(rest)}]" if rest else "")
+    rest += [o for o in extra_overrides(overrides) if o.startswith(TRAINER_OPTIONS[1:])]
+    return trainer_label(options.label, optimizer, finish) + (f" [{';'.join(rest)}]" if rest else "")
 
 
 def _from_config(run_dir: Path) -> dict[str, Any]:
@@ -123,7 +132,8 @@ def _from_config(run_dir: Path) -> dict[str, Any]:
     overrides = [str(o) for o in OmegaConf.load(overrides_path)] if overrides_path.is_file() else []
     row["variant"] = variant(overrides)
     if config_path.is_file() and method:
-        row["method"] = method_label(method, overrides)
+        row["method"] = method_label(method, overrides, (cfg.get("optimizer") or {}).get("name"),
+                                     (cfg.get("finish") or {}).get("name"))
     return row
 
 

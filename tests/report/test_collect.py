@@ -154,3 +154,13 @@ def test_a_metric_only_history_records_is_its_last_evaluated_value(tmp_path):
     runs = collect_runs([tmp_path], metric="rel_l2").set_index("seed")
     assert runs.loc[0, "rel_l2"] == pytest.approx(0.2) and runs.loc[0, "included"]
     assert pd.isna(runs.loc[1, "rel_l2"]) and not runs.loc[1, "included"]  # only a completed run's last row is final
+
+
+def test_the_optimiser_and_the_finish_name_the_trainer_and_leave_the_setting_alone():
+    overrides = ["method=config", "optimizer=soap", "optimizer.precondition_frequency=10", "finish=lbfgs",
+                 "finish.iterations=20", "+lr=0.01"]
+    assert variant(overrides) == "lr=0.01"
+    assert method_label(method_node("config"), overrides, "soap", "lbfgs") == \
+        "config+soap+lbfgs [finish.iterations=20;optimizer.precondition_frequency=10]"
+    assert method_label(method_node("config"), ["method=config"], "adam", "none") == "config"
+    assert method_label(method_node("adam"), ["finish=lbfgs"], "adam", "lbfgs") == "adam+lbfgs"
