@@ -174,8 +174,8 @@ def test_device_cuda_without_a_gpu_is_a_clear_error(tmp_path):
     assert many.returncode == 1 and "0 completed, 0 diverged, 2 failed" in many.stdout
     assert many.stdout.count("ConfigError: device=cuda was asked for") == 2
     # an experiment is a sweep even without -m; its launch is not refused for want of the jobs' GPU
-    experiment = pinnbench_run("+experiment=paper_iterations_cpu", "device=cuda", "method=adam", "n_losses=2",
-                               "seed=0", *FAST, sweep_dir=tmp_path)
+    experiment = pinnbench_run("+experiment=paper_iterations_cpu", "+experiment/paper_iterations=burgers_n2",
+                               "device=cuda", "method=adam", "seed=0", *FAST, sweep_dir=tmp_path)
     assert experiment.returncode == 1 and "sweep of 1 runs" in experiment.stdout
     assert "ConfigError: device=cuda was asked for" in experiment.stdout
 
