@@ -22,12 +22,12 @@ run: install
 test: install
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
-# Time Burgers iterations at paper size, ours against the straightforward implementation, and print
-# the ratio table (records in bench.json). threads=1: on a 2-core machine shared with other work, two
-# OpenMP threads wait for each other at every operation; BENCH_ARGS=threads=0 uses PyTorch's default.
+# Time iterations of the four problems at paper size, ours against the straightforward implementation,
+# and print one ratio table (records in bench.json). threads=1: on a 2-core machine shared with other
+# work, two OpenMP threads wait for each other at every operation; BENCH_ARGS=threads=0 uses PyTorch's default.
 BENCH_ARGS ?= threads=1
 bench: install
-	$(BIN)/pinnbench bench problem=burgers $(BENCH_ARGS)
+	$(BIN)/pinnbench bench 'bench.problems=[burgers,schrodinger,kovasznay,beltrami]' $(BENCH_ARGS)
 
 # The paper's study (both sweeps, then the report into results/); ARGS: Hydra overrides for the sweeps.
 paper: install

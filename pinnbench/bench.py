@@ -73,6 +73,9 @@ class BenchOptions:
     """The ``bench:`` keys of ``configs/bench.yaml``."""
 
     methods: List[str] = field(default_factory=lambda: ["adam", "config", "mconfig"])
+    problems: List[str] = field(default_factory=list)
+    """Problems (files of configs/problem/) timed one after the other, each with every method, into one
+    table; empty: the run's ``problem=`` only."""
     optimizers: List[str] = field(default_factory=lambda: ["soap", "muon", "psgd"])
     """Optimisers (files of configs/optimizer/) timed beside Adam, each stepping the plain sum (method adam)."""
     size: str = "paper"  # the problem size to time
@@ -107,8 +110,8 @@ def register_schema() -> None:
 
 
 # ----- configuration ----------------------------------------------------------------------------
-def compose(overrides: Sequence[str]) -> tuple[BenchOptions, dict[str, DictConfig]]:
-    """(bench options, {method: its run configuration at the bench's size}) for the overrides."""
+def compose(overrides: Sequence[str]) -> tuple[BenchOptions, dict[str, dict[str, DictConfig]]]:
+    """(bench options, {problem: {method: its run configuration at the bench's size}}) for the overrides."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
@@ -147,13 +150,18 @@ def compose(overrides: Sequence[str]) -> tuple[BenchOptions, dict[str, DictConfi
 
     base = load([])
     options: BenchOptions = OmegaConf.to_object(base.bench)
-    configs = {}
-    for name, method, optimizer in [(m, m, "adam") for m in options.methods] + \
-            [(trainer_label("adam", o), "adam", o) for o in options.optimizers]:
-        cfg = load([f"method={method}", f"optimizer={optimizer}", f"problem.size={options.size}"])
-        with open_dict(cfg):
-            del cfg["bench"]
-        configs[name] = cfg
+    if options.problems and any(o.lstrip("+~").split("=")[0] == "problem" for o in overrides):
+        raise ConfigError("give the problems either with problem=P or with bench.problems=[...], not both.")
+    configs: dict[str, dict[str, DictConfig]] = {}
+    for problem in options.problems or [base.problem.name]:
+        chosen = [f"problem={problem}"] if options.problems else []
+        configs[problem] = {}
+        for name, method, optimizer in [(m, m, "adam") for m in options.methods] + \
+                [(trainer_label("adam", o), "adam", o) for o in options.optimizers]:
+            cfg = load(chosen + [f"method={method}", f"optimizer={optimizer}", f"problem.size={options.size}"])
+            with open_dict(cfg):
+                del cfg["bench"]
+            configs[problem][name] = cfg
     return options, configs
 
 
@@ -420,15 +428,15 @@ def run_bench(options: BenchOptions, configs: dict[str, DictConfig], say: Callab
             "paper_iterations": setup.problem.options.sizes["paper"].iterations
             if "paper" in setup.problem.options.sizes else None,
         })
-    _add_ratios(records)
     return records
 
 
 def _add_ratios(records: list[dict]) -> None:
-    by_key = {(r["method"], r["implementation"]): r for r in records}
-    adam = by_key.get(("adam", OURS))
+    """Each record's times against the straightforward twin and our Adam of the same problem."""
+    by_key = {(r["problem"], r["method"], r["implementation"]): r for r in records}
     for r in records:
-        base = by_key.get((r["method"], STRAIGHTFORWARD))
+        adam = by_key.get((r["problem"], "adam", OURS))
+        base = by_key.get((r["problem"], r["method"], STRAIGHTFORWARD))
         r["vs_straightforward"] = r["ms_per_iter"] / base["ms_per_iter"] if base else None
         r["vs_our_adam"] = r["ms_per_iter"] / adam["ms_per_iter"] if adam else None
         iterations = r["paper_iterations"]
@@ -439,42 +447,49 @@ def table(records: list[dict]) -> str:
     """The ratio table (Markdown) for our implementation of every method."""
     from tabulate import tabulate
 
-    by_key = {(r["method"], r["implementation"]): r for r in records}
+    by_key = {(r["problem"], r["method"], r["implementation"]): r for r in records}
     rows = []
     for r in records:
         if r["implementation"] != OURS:
             continue
-        base = by_key.get((r["method"], STRAIGHTFORWARD))
+        base = by_key.get((r["problem"], r["method"], STRAIGHTFORWARD))
 
         def fmt(value: float | None, pattern: str) -> str:
             return "–" if value is None else pattern.format(value)
 
-        rows.append([r["method"], r["n_losses"], fmt(r["ms_per_iter"], "{:.1f}"),
+        rows.append([r["problem"], r["method"], r["n_losses"], fmt(r["ms_per_iter"], "{:.1f}"),
                      fmt(base["ms_per_iter"] if base else None, "{:.1f}"),
                      fmt(r["vs_straightforward"], "{:.2f}×"), fmt(r["vs_our_adam"], "{:.2f}×"),
                      fmt(r["gflop_per_iter"], "{:.2f}"), fmt(r["matmul_share"], "{:.0%}"),
                      fmt(r["peak_memory_mb"], "{:.0f}"),
                      fmt(base["peak_memory_mb"] if base else None, "{:.0f}"),
                      fmt(r["paper_run_minutes"], "{:.1f}")])
-    headers = ["method", "losses", "ms/iter", "straightforward ms/iter", "× straightforward", "× our Adam",
+    headers = ["problem", "method", "losses", "ms/iter", "straightforward ms/iter", "× straightforward", "× our Adam",
                "GFLOP/iter", "matmul share", "peak MB", "straightforward peak MB", "paper run (min)"]
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 
 
 def summary(records: list[dict]) -> str:
-    r = records[0]
-    return (f"{r['problem']} ({r['size']} size), {r['dtype']}, {r['device']}, {r['threads']} threads, "
+    """What was measured, in one paragraph per problem."""
+    lines = []
+    for problem in dict.fromkeys(r["problem"] for r in records):
+        rows = [x for x in records if x["problem"] == problem]
+        r = rows[0]
+        lines.append(
+            f"{problem} ({r['size']} size), {r['dtype']}, {r['device']}, {r['threads']} threads, "
             f"torch {r['torch']}; median of {r['rounds']} rounds × {r['iterations_per_round']} iterations. "
             f"Dense matmul: {r['machine_matmul_gflops']:.0f} GFLOP/s (2048², {r['dtype']}). "
             f"Our first iteration (compilation included): "
-            + ", ".join(f"{x['method']} {x['first_iteration_s']:.1f} s" for x in records if x["implementation"] == OURS)
+            + ", ".join(f"{x['method']} {x['first_iteration_s']:.1f} s" for x in rows if x["implementation"] == OURS)
             + ". Paper run = ms/iter × the paper's iterations.")
+    return "\n".join(lines)
 
 
 def bench(overrides: Sequence[str], say: Callable[[str], None] = print) -> list[dict]:
     """``pinnbench bench [overrides]``: run, write ``bench.out`` (JSON records), print the table."""
     options, configs = compose(overrides)
-    records = run_bench(options, configs, say)
+    records = [record for problem_configs in configs.values() for record in run_bench(options, problem_configs, say)]
+    _add_ratios(records)
     out = Path(options.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")

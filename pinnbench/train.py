@@ -511,14 +511,11 @@ def train(setup: Setup, run_dir: str | Path, on_iteration: Callable[[int], None]
             run.start_finishing()
         if run.finishing:  # one L-BFGS iteration; the phase may end early (a failed line search, NaN)
             run.finish_stopped = run.phase.step()
-            lr, diagnosed = setup.finish.options.lr, False
-            extra = {**trainee.method.record(), **setup.problem.record(),
-                     "evaluations": torch.tensor(run.phase.evaluations)}
+            lr, diagnosed, step_record = setup.finish.options.lr, False, {"evaluations": run.phase.evaluations}
         else:
             lr = run.learning_rate()
             diagnosed = conflict_every > 0 and (run.iteration + 1) % conflict_every == 0
-            diagnosis = main_step(setup, trainee, run.iteration, lr, run.diagnose if diagnosed else None)
-            extra = {**trainee.method.record(), **setup.problem.record(), **diagnosis}
+            step_record = main_step(setup, trainee, run.iteration, lr, run.diagnose if diagnosed else None)
         run.iteration += 1
         if on_iteration is not None:
             on_iteration(run.iteration)
@@ -530,7 +527,8 @@ def train(setup: Setup, run_dir: str | Path, on_iteration: Callable[[int], None]
         save = run.iteration % settings.checkpoint_every == 0 or final or ends_main
         if not (evaluate or save or diagnosed or run.iteration % settings.log_every == 0):
             continue
-        healthy = run.add_row(lr, {k: v.detach().clone() for k, v in extra.items()})
+        extra = {**trainee.method.record(), **setup.problem.record(), **step_record}  # only for a recorded row
+        healthy = run.add_row(lr, {k: torch.as_tensor(v).detach().clone() for k, v in extra.items()})
         run.clock.pause()
         if not healthy:
             status = DIVERGED

@@ -147,6 +147,8 @@ def test_bad_bench_settings_fail_before_anything_runs(overrides, words):
 
 def test_bench_composes_the_run_configuration_of_every_method_at_paper_size():
     options, configs = bench.compose(["problem=kovasznay", "n_losses=2", "bench.methods=[adam,config]"])
+    assert list(configs) == ["kovasznay"]
+    configs = configs["kovasznay"]
     assert list(configs) == ["adam", "config", "adam+soap", "adam+muon", "adam+psgd"] and options.size == "paper"
     assert configs["adam+muon"].optimizer.name == "muon" and configs["adam+muon"].method.name == "adam"
     setup = prepare(configs["config"])
@@ -156,3 +158,24 @@ def test_bench_composes_the_run_configuration_of_every_method_at_paper_size():
 
 def test_keeping_freed_memory_is_idempotent():
     assert keep_freed_memory() == keep_freed_memory()
+
+
+def test_bench_times_several_problems_into_one_table(tmp_path):
+    options, configs = bench.compose(["bench.problems=[burgers,kovasznay]", "bench.methods=[adam]", "bench.optimizers=[]"])
+    assert list(configs) == ["burgers", "kovasznay"] and options.problems == ["burgers", "kovasznay"]
+    assert configs["kovasznay"]["adam"].problem.name == "kovasznay" and configs["kovasznay"]["adam"].n_losses == 2
+    assert configs["burgers"]["adam"].problem.name == "burgers"
+    records = [{"problem": p, "method": m, "implementation": i, "ms_per_iter": ms, "paper_iterations": None,
+                "n_losses": 2, "gflop_per_iter": 1.0, "matmul_share": 0.2, "peak_memory_mb": None}
+               for p, m, i, ms in [("burgers", "adam", bench.OURS, 10.0), ("burgers", "adam", bench.STRAIGHTFORWARD, 20.0),
+                                   ("kovasznay", "adam", bench.OURS, 30.0),
+                                   ("kovasznay", "adam", bench.STRAIGHTFORWARD, 40.0)]]
+    bench._add_ratios(records)
+    assert [r["vs_straightforward"] for r in records if r["implementation"] == bench.OURS] == [0.5, 0.75]
+    text = bench.table(records)
+    assert "| burgers" in text and "| kovasznay" in text and "0.75×" in text
+
+
+def test_bench_refuses_a_problem_given_twice():
+    with pytest.raises(ConfigError, match="not both"):
+        bench.compose(["problem=burgers", "bench.problems=[kovasznay]"])
