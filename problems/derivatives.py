@@ -281,6 +281,8 @@ DYNAMIC_SHAPES = False
 so each layout compiles once, and the loops of a static-shape kernel run about a third faster than
 those of a shape-generic one (measured on Burgers' residual layout, 10 000 points, width 50)."""
 
+RECOMPILE_LIMIT = 64
+
 
 class _Checked:
     """A compiled kernel that falls back to ``eager`` for good if compiling fails or if its first
@@ -288,6 +290,9 @@ class _Checked:
 
     def __init__(self, fusable: Callable, eager: Callable, name: str) -> None:
         self.eager, self.name = eager, name
+        # one specialisation per layout: a run has a few, a bench of four problems in one process ~16,
+        # more than dynamo's default of 8 per function (past it, the kernels would run uncompiled)
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
         self.compiled: Callable | None = torch.compile(fusable, dynamic=DYNAMIC_SHAPES)
         self.checked: set[tuple] = set()
 

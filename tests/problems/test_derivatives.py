@@ -165,3 +165,14 @@ def test_a_failing_or_wrong_compiler_falls_back_to_the_eager_kernel(monkeypatch)
     kernel = _Checked(eager, eager, "test")
     torch.testing.assert_close(kernel(x), 2 * x)
     assert kernel.compiled is not None
+
+
+def test_compiled_kernels_specialise_on_shapes_and_may_meet_many_layouts(monkeypatch):
+    """Static shapes: one specialisation per layout; the recompile limit leaves room for a bench of
+    every problem in one process (past the limit dynamo would run the kernels uncompiled)."""
+    seen = {}
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 8)
+    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: seen.update(kwargs) or fn)
+    _Checked(lambda x: x, lambda x: x, "test")
+    assert seen["dynamic"] is False and derivatives.DYNAMIC_SHAPES is False
+    assert torch._dynamo.config.recompile_limit >= 32
