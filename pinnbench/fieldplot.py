@@ -35,8 +35,9 @@ def load_run(run_dir: str | Path) -> tuple[Problem, MLP]:
     config_path, checkpoint_path = run_dir / ".hydra" / "config.yaml", run_dir / records.CHECKPOINT
     if not config_path.is_file():
         raise ConfigError(f"{run_dir} is not a run directory: it has no .hydra/config.yaml.")
-    if not checkpoint_path.is_file():
-        raise ConfigError(f"{run_dir} has no {records.CHECKPOINT} yet: nothing trained to draw.")
+    weights_path = run_dir / records.MODEL  # compact records keep the weights alone
+    if not checkpoint_path.is_file() and not weights_path.is_file():
+        raise ConfigError(f"{run_dir} has no {records.CHECKPOINT} (nor {records.MODEL}) yet: nothing trained to draw.")
     cfg = OmegaConf.load(config_path)
     cfg.device = "cpu"
     run = run_options(cfg)
@@ -44,7 +45,10 @@ def load_run(run_dir: str | Path) -> tuple[Problem, MLP]:
     dtype = DTYPES[run.dtype]
     problem: Problem = problem_cls(problem_options, device="cpu", dtype=dtype)
     model = MLP(problem.input_dim, problem.output_dim, problem.size.width, problem.size.hidden_layers).to(dtype)
-    model.load_state_dict(records.load_checkpoint(checkpoint_path)["model"])
+    if checkpoint_path.is_file():
+        model.load_state_dict(records.load_checkpoint(checkpoint_path)["model"])
+    else:
+        model.load_state_dict(records.load_checkpoint(weights_path))
     return problem, model.eval()
 
 

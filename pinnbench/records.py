@@ -23,6 +23,8 @@ from pinnbench.errors import ConfigError
 HISTORY = "history.csv"
 SUMMARY = "summary.json"
 CHECKPOINT = "checkpoint.pt"
+MODEL = "model.pt"
+"""The trained network's weights alone (a state dict), as compact records keep them."""
 
 
 class CorruptRecord(ConfigError):

@@ -6,7 +6,7 @@
 #
 # OVERRIDES are Hydra overrides given to both sweeps (e.g. device=cuda, hydra/launcher=slurm).
 # Runs are written below runs/paper_cpu or runs/paper; a relaunch skips finished runs and resumes
-# interrupted ones. Their compact records (scripts/compact_runs.sh: summary, history, resolved
+# interrupted ones. Their compact records (pinnbench compact: summary, history, resolved
 # config) are copied to results/paper_cpu/runs or results/paper/runs, and the report is made from
 # those alone: `pinnbench report results/paper_cpu/runs --out results/paper_cpu` regenerates it.
 # PINNBENCH names the command to call (default: pinnbench on the PATH).
@@ -32,7 +32,7 @@ for budget in iterations walltime; do
 done
 
 if [ -d "$sweep" ]; then
-  bash "$(dirname "$0")/compact_runs.sh" "$sweep" "${results}/runs"
+  "$PINNBENCH" compact "$sweep" "${results}/runs"
 fi
 echo "== report of ${results}/runs into ${results}"
 "$PINNBENCH" report "${results}/runs" --out "$results" || exit $?

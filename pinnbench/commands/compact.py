@@ -1,0 +1,19 @@
+"""``pinnbench compact SRC DEST``: the compact records of every run below SRC, for committing a study."""
+
+from __future__ import annotations
+
+from pinnbench.cli import add_command, parser
+
+
+@add_command("compact", "copy runs' compact records (summary, history, config, weights) for committing a study")
+def compact(argv: list[str]) -> None:
+    cli = parser("compact", "Copy summary.json, history.csv, .hydra/config.yaml, .hydra/overrides.yaml and the "
+                            "trained weights (model.pt) of every finished run below SRC into the same layout "
+                            "below DEST; no checkpoints, locks or logs.")
+    cli.add_argument("src", help="a sweep directory (e.g. runs/burgers_study)")
+    cli.add_argument("dest", help="where the records go (e.g. results/burgers_cpu/runs)")
+    args = cli.parse_args(argv)
+    from pinnbench.compact import compact as copy_records
+
+    copied = copy_records(args.src, args.dest)
+    print(f"{len(copied)} runs compacted from {args.src} into {args.dest}")

@@ -1,0 +1,48 @@
+"""Compact run records for committing a study: per run, ``summary.json``, ``history.csv``, the
+resolved configuration and overrides (``.hydra/config.yaml``, ``.hydra/overrides.yaml``) and the
+trained network's weights (``model.pt``, the ``model`` entry of the checkpoint: about 40 KB at the
+paper's network, against a checkpoint's optimiser and method state, RNG states and history); no
+locks, logs or figures. Only runs with a summary are copied (finished, diverged or failed), so an
+interrupted study can be committed part by part while a relaunch of its sweep finishes the rest.
+Every file is written atomically; a run already compacted is copied again (its files replaced).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import torch
+
+from pinnbench import records
+from pinnbench.errors import ConfigError
+
+KEPT = (records.SUMMARY, records.HISTORY, ".hydra/config.yaml", ".hydra/overrides.yaml")
+
+
+def compact_run(run_dir: Path, dest: Path) -> None:
+    """The compact records of ``run_dir`` into ``dest`` (created)."""
+    for name in KEPT:
+        if (run_dir / name).is_file():
+            with records.atomic_path(dest / name) as tmp:
+                shutil.copyfile(run_dir / name, tmp)
+    checkpoint = run_dir / records.CHECKPOINT
+    if checkpoint.is_file():
+        model = records.load_checkpoint(checkpoint)["model"]
+        records.save_checkpoint(dest / records.MODEL, {name: t.clone() for name, t in model.items()})
+
+
+def compact(src: str | Path, dest: str | Path) -> list[Path]:
+    """The compact records of every run below ``src`` into the same layout below ``dest``; returns
+    the runs copied (relative paths)."""
+    src, dest = Path(src), Path(dest)
+    if not src.is_dir():
+        raise ConfigError(f"{src} is not a directory of runs.")
+    if dest.resolve() == src.resolve() or src.resolve() in dest.resolve().parents:
+        raise ConfigError(f"{dest} is {src} or inside it; compact into another directory.")
+    copied = []
+    for summary in sorted(src.rglob(records.SUMMARY)):
+        relative = summary.parent.relative_to(src)
+        compact_run(summary.parent, dest / relative)
+        copied.append(relative)
+    return copied

@@ -1,0 +1,40 @@
+"""``pinnbench compact``: the records a study commits, and what can be done from them alone."""
+
+from __future__ import annotations
+
+import pytest
+
+from pinnbench import records
+from pinnbench.cli import main
+from pinnbench.compact import compact
+from pinnbench.errors import ConfigError
+from pinnbench.fieldplot import FIELDS_FILE, load_run
+from tests.problems.test_fieldplot import PNG, tiny_run
+
+
+def test_compact_keeps_summary_history_config_and_weights_of_finished_runs(tmp_path, capsys):
+    src = tmp_path / "runs"
+    summary = tiny_run("burgers", src / "burgers-cpu" / "adam-n2-it3-seed0", "plot=false")
+    (src / "burgers-cpu" / "config-n2-it3-seed0").mkdir()  # not finished: left out
+    main(["compact", str(src), str(tmp_path / "kept")])
+    assert "1 runs compacted" in capsys.readouterr().out
+    kept = tmp_path / "kept" / "burgers-cpu" / "adam-n2-it3-seed0"
+    assert sorted(str(p.relative_to(kept)) for p in kept.rglob("*")) == [
+        ".hydra", ".hydra/config.yaml", "history.csv", "model.pt", "summary.json"]
+    assert records.read_summary(kept) == summary
+    # the network of the compact records is the trained one: its test error and its fields
+    problem, model = load_run(kept)
+    assert problem.error(model)["test_mse"] == pytest.approx(summary["test_mse"], rel=1e-5)
+    main(["plot", str(kept)])
+    assert (kept / FIELDS_FILE).read_bytes().startswith(PNG)
+    assert (kept / records.MODEL).stat().st_size < (src / "burgers-cpu" / "adam-n2-it3-seed0" /
+                                                     records.CHECKPOINT).stat().st_size
+    assert compact(src, tmp_path / "kept") == [kept.relative_to(tmp_path / "kept")]  # again: replaced, same
+
+
+def test_compact_refuses_a_missing_source_or_a_destination_inside_it(tmp_path):
+    with pytest.raises(ConfigError, match="not a directory"):
+        compact(tmp_path / "nowhere", tmp_path / "kept")
+    (tmp_path / "runs").mkdir()
+    with pytest.raises(ConfigError, match="inside it"):
+        compact(tmp_path / "runs", tmp_path / "runs" / "kept")
