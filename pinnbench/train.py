@@ -305,10 +305,15 @@ def main_step(setup: Setup, trainee: Trainee, iteration: int, lr: float,
 def finishing_phase(setup: Setup, trainee: Trainee, started_at: int) -> tuple[LBFGSPhase, GroupLosses]:
     """The finishing phase that follows iteration ``started_at``: the network converted to the
     phase's dtype, the losses on fixed points (those the run would draw at ``started_at``, or its
-    fixed points), L-BFGS on the method's objective."""
+    fixed points), L-BFGS on the method's objective. An inverse run's unknown θ is converted with
+    the network and shared by the phase's problem, so the phase trains and records the estimate."""
     dtype = setup.finish.dtype(setup.dtype)
     problem = setup.finish_problem or setup.problem
     trainee.model.to(dtype)  # in place: the parameters stay the same tensors
+    theta = setup.problem.log_unknown
+    if theta is not None and problem is not setup.problem:
+        theta.data = theta.data.to(dtype)  # in place, as the network's: θ stays the tensor trainee.params holds
+        problem.log_unknown = theta
     losses = GroupLosses(problem, trainee.model, setup.groups, setup.device, dtype)
     if setup.run.resample:
         losses.batches = LazyBatches(problem, trainee.generator, setup.run.seed, started_at)

@@ -8,10 +8,12 @@ import math
 import pandas as pd
 import pytest
 import torch
+from torch import Tensor
 
 from pinnbench import records
 from pinnbench.cli import config_dir
 from pinnbench.errors import ConfigError
+from pinnbench.network import MLP
 from pinnbench.settings import typed_options
 from pinnbench.train import own_param_groups, prepare, resolved_config, train
 from problems.base import LazyBatches
@@ -106,6 +108,34 @@ def test_the_trained_parameter_enters_the_pde(name):
     assert data is None or data == 0
 
 
+@pytest.mark.parametrize("name", INVERSE)
+def test_the_gradient_of_the_unknown_is_the_derivative_of_the_loss(name):
+    """∂L/∂θ of the residual loss through the Taylor path equals nested autograd's and the central
+    difference (L(θ + h) − L(θ − h)) / 2h, away from the truth (where it is not zero)."""
+    problem = make_problem(name, "problem.inverse.enabled=true")
+    torch.manual_seed(0)
+    fn = MLP(problem.input_dim, problem.output_dim, 16, 3).double()
+    batches = problem.sample(torch.Generator().manual_seed(2), ("residual",))
+    (theta,) = problem.param_groups()[0]["params"]
+
+    def loss(fast: bool) -> Tensor:
+        problem.fast = fast
+        return problem.group_loss(fn, batches, ("residual",))
+
+    taylor, autograd = (torch.autograd.grad(loss(fast), theta)[0] for fast in (True, False))
+    h, start = 1e-5, theta.item()
+    with torch.no_grad():
+        theta.fill_(start + h)
+    above = loss(False).item()
+    with torch.no_grad():
+        theta.fill_(start - h)
+    below = loss(False).item()
+    difference = (above - below) / (2 * h)
+    assert abs(difference) > 1e-6
+    assert taylor.item() == pytest.approx(autograd.item(), rel=1e-10)
+    assert taylor.item() == pytest.approx(difference, rel=1e-6)
+
+
 def test_own_param_groups_moves_the_unknown_to_a_scaled_group():
     a, b, theta = (torch.zeros(2, requires_grad=True) for _ in range(3))
     optimizer = torch.optim.Adam([a, b, theta], lr=1e-3)
@@ -136,6 +166,20 @@ def test_every_method_trains_the_unknown(tmp_path, method):
     assert summary["nu"] != pytest.approx(0.05, rel=1e-6) and summary["nu"] == history["nu"].iloc[-1]
     assert summary["nu_rel_error"] == pytest.approx(abs(summary["nu"] - 0.01 / math.pi) / (0.01 / math.pi))
     assert history.iloc[-1][["loss_data", "causal_weight_min"]].notna().all()  # M-ConFIG: every loss seen by then
+
+
+def test_a_float64_finishing_phase_trains_and_records_the_unknown(tmp_path):
+    """L-BFGS in float64 after float32 Adam: the phase's problem shares θ, converted like the network."""
+    args = inverse_run("burgers", "method=adam", "budget.iterations=8", "log_every=1", "finish=lbfgs",
+                       "finish.iterations=3", "finish.dtype=float64")
+    summary = train(prepare(compose_config(*args)), tmp_path)
+    rows = pd.read_csv(tmp_path / records.HISTORY)
+    main, phase = rows.loc[rows.phase == "main", "nu"], rows.loc[rows.phase == "finish", "nu"]
+    assert summary["status"] == "completed" and len(phase) == 3
+    assert phase.iloc[-1] != pytest.approx(main.iloc[-1], rel=1e-9)  # L-BFGS moved θ
+    assert summary["nu"] == pytest.approx(phase.iloc[-1], rel=1e-12) and summary["nu"] != pytest.approx(0.05, rel=1e-6)
+    checkpoint = records.load_checkpoint(tmp_path / records.CHECKPOINT)["problem"]["log_unknown"]
+    assert checkpoint.dtype == torch.float64 and math.exp(checkpoint.item()) == pytest.approx(summary["nu"], rel=1e-12)
 
 
 @pytest.mark.parametrize("n_losses, method", [(2, "adam"), (3, "config")])
