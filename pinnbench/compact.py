@@ -9,8 +9,10 @@ Every file is written atomically; a run already compacted is copied again (its f
 
 from __future__ import annotations
 
+import fnmatch
 import shutil
 from pathlib import Path
+from typing import Sequence
 
 import torch
 
@@ -32,9 +34,11 @@ def compact_run(run_dir: Path, dest: Path) -> None:
         records.save_checkpoint(dest / records.MODEL, {name: t.clone() for name, t in model.items()})
 
 
-def compact(src: str | Path, dest: str | Path) -> list[Path]:
-    """The compact records of every run below ``src`` into the same layout below ``dest``; returns
-    the runs copied (relative paths)."""
+def compact(src: str | Path, dest: str | Path, match: Sequence[str] = ()) -> list[Path]:
+    """The compact records of every run below ``src`` into the same layout below ``dest``, or only
+    of the runs whose path relative to ``src`` matches one of the shell patterns ``match`` (e.g.
+    ``burgers-cpu/dcgd-*``: studies that share a sweep directory, for Adam's seconds, commit their
+    own runs); returns the runs copied (relative paths)."""
     src, dest = Path(src), Path(dest)
     if not src.is_dir():
         raise ConfigError(f"{src} is not a directory of runs.")
@@ -43,6 +47,8 @@ def compact(src: str | Path, dest: str | Path) -> list[Path]:
     copied = []
     for summary in sorted(src.rglob(records.SUMMARY)):
         relative = summary.parent.relative_to(src)
+        if match and not any(fnmatch.fnmatchcase(relative.as_posix(), pattern) for pattern in match):
+            continue
         compact_run(summary.parent, dest / relative)
         copied.append(relative)
     return copied

@@ -38,3 +38,13 @@ def test_compact_refuses_a_missing_source_or_a_destination_inside_it(tmp_path):
     (tmp_path / "runs").mkdir()
     with pytest.raises(ConfigError, match="inside it"):
         compact(tmp_path / "runs", tmp_path / "runs" / "kept")
+
+
+def test_compact_takes_only_the_runs_a_pattern_names(tmp_path):
+    src = tmp_path / "runs"
+    for name in ("adam-n2-it3000-seed0", "dcgd-n2-it3000-seed0", "adam+soap-n2-walladam-seed0"):
+        (src / "burgers-cpu" / name).mkdir(parents=True)
+        records.write_json(src / "burgers-cpu" / name / records.SUMMARY, {"status": "completed"})
+    copied = compact(src, tmp_path / "kept", ["burgers-cpu/adam-*", "kovasznay-cpu/*"])
+    assert [p.as_posix() for p in copied] == ["burgers-cpu/adam-n2-it3000-seed0"]
+    assert sorted(p.name for p in (tmp_path / "kept" / "burgers-cpu").iterdir()) == ["adam-n2-it3000-seed0"]

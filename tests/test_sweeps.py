@@ -329,3 +329,34 @@ def test_each_cell_of_the_optimiser_study_composes_to_a_valid_run(cell):
     assert setup.method_options.name == ("torchjd" if method == "upgrad" else method)
     assert setup.optimizer.options.name == (rest if rest in ("soap", "muon") else "adam")
     assert setup.finish.options.name == ("lbfgs" if rest == "lbfgs" else "none")
+
+
+def test_the_methods_beyond_study_shares_the_burgers_study_s_baselines():
+    assert seed_axis("methods_beyond_cpu_iterations") == seed_axis("methods_beyond_cpu_walltime") == "range(10)"
+    iterations = experiment_run_dirs("methods_beyond_cpu_iterations", seeds="4")
+    walltime = experiment_run_dirs("methods_beyond_cpu_walltime", seeds="4")
+    assert len(set(iterations)) == len(set(walltime)) == 7 * 3
+    assert {_parts(d)[1] for d in iterations} == {"adam", "config", "mconfig", "upgrad", "dcgd", "gradnorm", "ntk"}
+    assert {(d.parent.name, _parts(d)[2]) for d in iterations} == {("burgers-cpu", "n2"), ("burgers-cpu", "n3"),
+                                                                  ("kovasznay-cpu", "n2")}
+    assert {d.name.replace("walladam", "it6000" if "kovasznay" in d.parent.name else "it3000") for d in walltime} \
+        == {d.name for d in iterations}
+    burgers = set(experiment_run_dirs("burgers_cpu_iterations", seeds="4"))
+    assert {d for d in iterations if _parts(d)[1] in ("adam", "config", "mconfig", "upgrad")
+            and d.parent.name == "burgers-cpu"} <= burgers
+
+
+def test_causal_and_inverse_experiments_compose_to_valid_runs():
+    causal = compose_config("+experiment=causal_burgers_cpu", "problem=burgers", "problem.size=cpu",
+                            "problem.causal.chunks=32", "n_losses=2", "method=config", *TINY)
+    assert prepare(causal).problem.options.causal.chunks == 32
+    causal_dirs = experiment_run_dirs("causal_burgers_cpu", seeds="0")  # hashed: problem.causal.chunks is a variant
+    assert {d.name.split("-")[0] for d in causal_dirs} == {"adam", "config", "mconfig"} and len(causal_dirs) == 6
+    inverse = compose_config("+experiment=inverse_burgers_cpu", "problem=burgers", "problem.size=cpu",
+                             "problem.inverse.enabled=true", "problem.inverse.points=2000", "n_losses=3",
+                             "method=mconfig", *TINY)
+    setup = prepare(inverse)
+    assert setup.finish.options.name == "lbfgs" and setup.finish.options.iterations == 1500
+    assert setup.problem.options.inverse.enabled and setup.problem.options.inverse.points == 2000
+    dirs = experiment_run_dirs("inverse_burgers_cpu", seeds="0")
+    assert {d.name.split("-")[0] for d in dirs} == {"adam+lbfgs", "config+lbfgs", "mconfig+lbfgs"}

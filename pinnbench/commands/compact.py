@@ -12,8 +12,11 @@ def compact(argv: list[str]) -> None:
                             "below DEST; no checkpoints, locks or logs.")
     cli.add_argument("src", help="a sweep directory (e.g. runs/burgers_study)")
     cli.add_argument("dest", help="where the records go (e.g. results/burgers_cpu/runs)")
+    cli.add_argument("--match", action="append", default=[], metavar="PATTERN",
+                     help="only runs whose path below SRC matches this shell pattern (repeatable), "
+                          "e.g. 'burgers-cpu/dcgd-*'")
     args = cli.parse_args(argv)
     from pinnbench.compact import compact as copy_records
 
-    copied = copy_records(args.src, args.dest)
+    copied = copy_records(args.src, args.dest, args.match)
     print(f"{len(copied)} runs compacted from {args.src} into {args.dest}")
