@@ -14,8 +14,6 @@ import shutil
 from pathlib import Path
 from typing import Sequence
 
-import torch
-
 from pinnbench import records
 from pinnbench.errors import ConfigError
 
@@ -30,8 +28,7 @@ def compact_run(run_dir: Path, dest: Path) -> None:
                 shutil.copyfile(run_dir / name, tmp)
     checkpoint = run_dir / records.CHECKPOINT
     if checkpoint.is_file():
-        model = records.load_checkpoint(checkpoint)["model"]
-        records.save_checkpoint(dest / records.MODEL, {name: t.clone() for name, t in model.items()})
+        records.save_checkpoint(dest / records.MODEL, records.load_checkpoint(checkpoint)["model"])
 
 
 def compact(src: str | Path, dest: str | Path, match: Sequence[str] = ()) -> list[Path]:
