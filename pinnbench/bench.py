@@ -343,13 +343,9 @@ def peak_memory_mb(step: Callable[[], None], iterations: int, device: torch.devi
 
 
 # ----- the benchmark ------------------------------------------------------------------------------
-def run_bench(options: BenchOptions, configs: dict[str, DictConfig], say: Callable[[str], None] = print) -> list[dict]:
-    """Time every method (ours and, if asked, straightforward); returns the records."""
-    threads = {cfg.threads for cfg in configs.values()}.pop()  # the run key `threads`, the same for all
-    if threads:
-        torch.set_num_threads(threads)
-    if any(torch.device(cfg.device).type == "cpu" for cfg in configs.values()):
-        keep_freed_memory()  # as the trainer does; both implementations profit
+def _variants(options: BenchOptions, configs: dict[str, DictConfig], say: Callable[[str], None]) -> list[Variant]:
+    """Ours for every configuration and, with ``options.baseline``, the straightforward twin of each
+    method (an optimiser's step has none); an optimiser whose optional library is missing is skipped."""
     variants: list[Variant] = []
     for name, cfg in configs.items():
         try:
@@ -357,31 +353,34 @@ def run_bench(options: BenchOptions, configs: dict[str, DictConfig], say: Callab
         except ConfigError as exc:
             if name in options.methods:
                 raise
-            say(f"skipped {name}: {exc}")  # an optimiser whose optional library is not installed
+            say(f"skipped {name}: {exc}")
             continue
         variants.append(Variant(setup, OURS))
-        if options.baseline and name in options.methods:  # an optimiser's step has no straightforward twin
+        if options.baseline and name in options.methods:
             with open_dict(cfg):
                 cfg.fast = False
             variants.append(Variant(prepare(cfg), STRAIGHTFORWARD))
-    first = variants[0].setup
-    device, dtype, problem = first.device, first.dtype, first.problem
-    cycle = math.lcm(*(len(v.setup.groups) for v in variants))
-    timed = math.ceil(options.iterations / cycle) * cycle
-    say(f"pinnbench bench: {problem.name} at size {problem.options.size} (points {dict(problem.size.points)}, "
-        f"network {problem.input_dim}→{problem.size.width}×{problem.size.hidden_layers}→{problem.output_dim}), "
-        f"{dtype}, {device}, {torch.get_num_threads()} threads; {options.rounds} rounds × {timed} iterations per variant.")
+    return variants
 
-    first_seconds: dict[int, float] = {}
+
+def _first_seconds(variants: list[Variant], warmup: int, device: torch.device) -> dict[int, float]:
+    """Warm every variant up (at least one step); the seconds of each one's first step."""
+    first: dict[int, float] = {}
     for index, variant in enumerate(variants):
-        for i in range(max(options.warmup, 1)):
+        for i in range(max(warmup, 1)):
             _synchronize(device)
             start = time.perf_counter()
             variant.step()
             _synchronize(device)
             if i == 0:
-                first_seconds[index] = time.perf_counter() - start
+                first[index] = time.perf_counter() - start
+    return first
 
+
+def _time_rounds(variants: list[Variant], options: BenchOptions, timed: int, device: torch.device,
+                 dtype: torch.dtype, say: Callable[[str], None]) -> tuple[dict, dict, float]:
+    """Seconds per iteration of every variant in each round (wall and process clock), the variants
+    taken in a rotated order each round; and the median matmul peak, measured mid-round."""
     wall: dict[int, list[float]] = {i: [] for i in range(len(variants))}
     cpu: dict[int, list[float]] = {i: [] for i in range(len(variants))}
     peaks = []
@@ -401,34 +400,56 @@ def run_bench(options: BenchOptions, configs: dict[str, DictConfig], say: Callab
             cpu[index].append((time.process_time() - start_cpu) / timed)
         say(f"  round {r + 1}/{options.rounds}: " + ", ".join(
             f"{v.name}/{v.implementation[:5]} {1e3 * wall[i][-1]:.1f} ms" for i, v in enumerate(variants)))
-    peak = statistics.median(peaks)
+    return wall, cpu, statistics.median(peaks)
 
-    records = []
-    for index, variant in enumerate(variants):
-        setup = variant.setup
-        k = len(setup.groups)
-        _release_free_memory()
-        flops = count_flops(variant.step, k)
-        memory = peak_memory_mb(variant.step, k, device) if options.memory else None
-        ms = 1e3 * statistics.median(wall[index])
-        quartiles = statistics.quantiles(wall[index], n=4) if len(wall[index]) > 1 else [wall[index][0]] * 3
-        records.append({
-            "problem": setup.problem.name, "method": variant.name, "optimizer": setup.optimizer.options.name,
-            "implementation": variant.implementation,
-            "n_losses": k, "size": setup.problem.options.size, "points": dict(setup.problem.size.points),
-            "width": setup.problem.size.width, "hidden_layers": setup.problem.size.hidden_layers,
-            "derivatives": str(setup.problem.fast), "dtype": setup.run.dtype, "device": str(device),
-            "threads": torch.get_num_threads(), "torch": torch.__version__,
-            "ms_per_iter": ms, "ms_per_iter_q1": 1e3 * quartiles[0], "ms_per_iter_q3": 1e3 * quartiles[2],
-            "ms_per_iter_min": 1e3 * min(wall[index]), "cpu_ms_per_iter": 1e3 * statistics.median(cpu[index]),
-            "first_iteration_s": first_seconds[index], "rounds": options.rounds, "iterations_per_round": timed,
-            "gflop_per_iter": flops / 1e9, "gflops": flops / 1e9 / (ms / 1e3), "machine_matmul_gflops": peak,
-            "matmul_share": flops / 1e9 / (ms / 1e3) / peak,
-            "peak_memory_mb": memory,
-            "paper_iterations": setup.problem.options.sizes["paper"].iterations
-            if "paper" in setup.problem.options.sizes else None,
-        })
-    return records
+
+def _record(variant: Variant, wall: list[float], cpu: list[float], first_seconds: float, peak: float,
+            options: BenchOptions, timed: int) -> dict:
+    """One row of the bench table: the setting, the median time and its spread, flops and memory."""
+    setup = variant.setup
+    device = setup.device
+    k = len(setup.groups)
+    _release_free_memory()
+    flops = count_flops(variant.step, k)
+    memory = peak_memory_mb(variant.step, k, device) if options.memory else None
+    ms = 1e3 * statistics.median(wall)
+    quartiles = statistics.quantiles(wall, n=4) if len(wall) > 1 else [wall[0]] * 3
+    problem = setup.problem
+    return {
+        "problem": problem.name, "method": variant.name, "optimizer": setup.optimizer.options.name,
+        "implementation": variant.implementation,
+        "n_losses": k, "size": problem.options.size, "points": dict(problem.size.points),
+        "width": problem.size.width, "hidden_layers": problem.size.hidden_layers,
+        "derivatives": str(problem.fast), "dtype": setup.run.dtype, "device": str(device),
+        "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "ms_per_iter": ms, "ms_per_iter_q1": 1e3 * quartiles[0], "ms_per_iter_q3": 1e3 * quartiles[2],
+        "ms_per_iter_min": 1e3 * min(wall), "cpu_ms_per_iter": 1e3 * statistics.median(cpu),
+        "first_iteration_s": first_seconds, "rounds": options.rounds, "iterations_per_round": timed,
+        "gflop_per_iter": flops / 1e9, "gflops": flops / 1e9 / (ms / 1e3), "machine_matmul_gflops": peak,
+        "matmul_share": flops / 1e9 / (ms / 1e3) / peak,
+        "peak_memory_mb": memory,
+        "paper_iterations": problem.options.sizes["paper"].iterations if "paper" in problem.options.sizes else None,
+    }
+
+
+def run_bench(options: BenchOptions, configs: dict[str, DictConfig], say: Callable[[str], None] = print) -> list[dict]:
+    """Time every method (ours and, if asked, straightforward); returns the records."""
+    threads = {cfg.threads for cfg in configs.values()}.pop()  # the run key `threads`, the same for all
+    if threads:
+        torch.set_num_threads(threads)
+    if any(torch.device(cfg.device).type == "cpu" for cfg in configs.values()):
+        keep_freed_memory()  # as the trainer does; both implementations profit
+    variants = _variants(options, configs, say)
+    first = variants[0].setup
+    device, dtype, problem = first.device, first.dtype, first.problem
+    cycle = math.lcm(*(len(v.setup.groups) for v in variants))
+    timed = math.ceil(options.iterations / cycle) * cycle
+    say(f"pinnbench bench: {problem.name} at size {problem.options.size} (points {dict(problem.size.points)}, "
+        f"network {problem.input_dim}→{problem.size.width}×{problem.size.hidden_layers}→{problem.output_dim}), "
+        f"{dtype}, {device}, {torch.get_num_threads()} threads; {options.rounds} rounds × {timed} iterations per variant.")
+    first_seconds = _first_seconds(variants, options.warmup, device)
+    wall, cpu, peak = _time_rounds(variants, options, timed, device, dtype, say)
+    return [_record(v, wall[i], cpu[i], first_seconds[i], peak, options, timed) for i, v in enumerate(variants)]
 
 
 def _add_ratios(records: list[dict]) -> None:
