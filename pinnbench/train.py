@@ -40,6 +40,7 @@ from pinnbench.naming import trainer_label
 from pinnbench.network import MLP
 from pinnbench.optimizers.adam import Adam, AdamOptions
 from pinnbench.optimizers.base import Optimizer
+from pinnbench.provenance import provenance
 from pinnbench.settings import DTYPES, RunConfig, run_options, typed_options
 from problems.base import Batch, LazyBatches, Problem
 from problems.derivatives import derivative_mode
@@ -469,6 +470,7 @@ class Run:
             **({"diagnostics_seconds": self.diagnostics_seconds,
                 "diagnostics_overhead_percent": 100 * self.diagnostics_seconds / max(seconds, 1e-12)}
                if run.diagnostics.conflict_every else {}),
+            "provenance": provenance(setup.device),
         }
 
     def finish_summary(self) -> dict[str, Any]:

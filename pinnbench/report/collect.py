@@ -44,7 +44,7 @@ SETTING = ["problem", "size", "n_losses", "budget", "budget_amount", "variant"]
 
 COLUMNS = ["run_dir", "problem", "size", "method", "n_losses", "seed", "budget", "budget_amount", "variant",
            "device", "status", "included", "note", "iterations", "seconds", "ms_per_iteration", "test_mse",
-           "best_test_mse"]
+           "best_test_mse", "commit", "written_at"]
 
 
 def is_error_column(name: str) -> bool:
@@ -167,6 +167,7 @@ def read_run(run_dir: str | os.PathLike) -> dict[str, Any]:
         return row
     named = row.get("method") is not None  # the label from the configuration also names changed options
     row.update({k: v for k, v in summary.items() if k in COLUMNS and v is not None and not (named and k == "method")})
+    row.update({k: v for k, v in (summary.get("provenance") or {}).items() if k in COLUMNS and v is not None})
     if summary.get("budget_from") == "adam":
         row["budget_amount"] = ADAM_TIME
     if summary.get("status") == COMPLETED:  # an error only history.csv records: its final value, if evaluated
