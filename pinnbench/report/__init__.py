@@ -116,7 +116,7 @@ def build_report(paths: Iterable[str | os.PathLike], out: str | os.PathLike, *, 
                             f"target: {listed}.")
     medians = tables.setting_medians(runs, metric)
     report = Report(runs, summary.table, list(summary.notes) + target_notes, [], metric, tables.rank_table(medians),
-                    targets.target_table(runs))
+                    targets.target_table(runs, set(given_targets or {})))
     if given_targets:
         report.target_source = (f"given per problem ({', '.join(f'{k}={v:g}' for k, v in given_targets.items())}), "
                                 "else " + report.target_source)

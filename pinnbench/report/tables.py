@@ -67,7 +67,9 @@ TARGET_NOTE = (
     "and ≤ target; iterations and training seconds (the clock paused while evaluating) of that row. Over a "
     "method's included and diverged runs: reached = share of seeds that reach the target; median iterations and "
     "seconds to target count a seed that never reaches it as +inf (so inf when fewer than half reach it); "
-    "speedup_vs_adam = Adam's median seconds to target / the method's."
+    "speedup_vs_adam = Adam's reference seconds / the method's median seconds to target, where Adam's "
+    "reference is where it ends (the median of its training seconds) when the target is its median final E, "
+    "and its median seconds to target when the target is given (none where fewer than half its seeds reach it)."
 )
 
 

@@ -63,11 +63,38 @@ def test_medians_count_never_as_infinite():
     timed = pd.DataFrame({"problem": "p", "size": "cpu", "n_losses": 3, "budget": "iterations", "budget_amount": 10.0,
                           "variant": "", "method": ["adam"] * 3 + ["m"] * 3, "target": 0.1,
                           "iterations_to_target": [10, 20, np.inf, 5, np.inf, np.inf],
-                          "seconds_to_target": [1.0, 2.0, np.inf, 0.5, np.inf, np.inf]})
-    table = target_table(timed).set_index("method")
+                          "seconds_to_target": [1.0, 2.0, np.inf, 0.5, np.inf, np.inf],
+                          "included": True, "seconds": 3.0})
+    table = target_table(timed, given={"p"}).set_index("method")
     assert table.loc["adam", "median_seconds_to_target"] == 2.0
     assert table.loc["m", "median_seconds_to_target"] == np.inf and table.loc["m", "n_reached"] == 1
     assert table.loc["m", "speedup_vs_adam"] == 0.0
+
+
+def four_seeds(adam_to_target, m_to_target, adam_seconds=(4.0, 5.0, 6.0, 7.0)):
+    return pd.DataFrame({"problem": "p", "size": "cpu", "n_losses": 3, "budget": "walltime", "budget_amount": 7.0,
+                         "variant": "", "method": ["adam"] * 4 + ["m"] * 4, "target": 0.1, "included": True,
+                         "iterations_to_target": [*adam_to_target, *m_to_target],
+                         "seconds_to_target": [*adam_to_target, *m_to_target],
+                         "seconds": [*adam_seconds, 7.0, 7.0, 7.0, 7.0]})
+
+
+def test_with_the_default_target_adam_is_timed_where_it_ends():
+    # the target is Adam's median final E: two of four seeds end above it, so Adam's median seconds to it
+    # are +inf; the reference is the median of its training seconds, (5 + 6) / 2 = 5.5
+    table = target_table(four_seeds([3.0, 6.0, np.inf, np.inf], [1.0, 1.0, 2.0, np.inf])).set_index("method")
+    assert table.loc["adam", "median_seconds_to_target"] == np.inf
+    assert table.loc["m", "median_seconds_to_target"] == 1.5
+    assert table.loc["m", "speedup_vs_adam"] == pytest.approx(5.5 / 1.5)
+    assert table.loc["adam", "speedup_vs_adam"] == 1.0  # the reference itself
+
+
+def test_with_a_given_target_that_adam_mostly_misses_there_is_no_speed_up():
+    timed = four_seeds([3.0, np.inf, np.inf, np.inf], [1.0, 1.0, 2.0, np.inf])
+    table = target_table(timed, given={"p"}).set_index("method")
+    assert np.isnan(table.loc["m", "speedup_vs_adam"]) and table.loc["m", "median_seconds_to_target"] == 1.5
+    table = target_table(four_seeds([3.0, 3.0, 5.0, np.inf], [1.0, 1.0, 2.0, np.inf]), given={"p"}).set_index("method")
+    assert table.loc["m", "speedup_vs_adam"] == pytest.approx(4.0 / 1.5)  # Adam's median to target: (3 + 5) / 2
 
 
 def test_targets_are_parsed_per_problem():
