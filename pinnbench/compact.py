@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Sequence
 
@@ -49,3 +50,19 @@ def compact(src: str | Path, dest: str | Path, match: Sequence[str] = ()) -> lis
         compact_run(summary.parent, dest / relative)
         copied.append(relative)
     return copied
+
+
+def git_ignore_rule(path: str | Path) -> str | None:
+    """The ``.gitignore`` rule (``file:line:pattern``) that keeps ``path`` out of git, or None when
+    git would track it, it is outside a git work tree, or git is not installed: compact records
+    written below an ignored directory would never be committed."""
+    path = Path(path).resolve()
+    probe = path / records.SUMMARY  # a rule such as ``runs/`` matches the directory's contents
+    try:
+        found = subprocess.run(["git", "-C", str(path if path.is_dir() else path.parent), "check-ignore", "-v",
+                                "--no-index", str(probe)], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if found.returncode != 0 or not found.stdout.strip():
+        return None
+    return found.stdout.split("\t")[0]

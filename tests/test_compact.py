@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 import pytest
 
 from pinnbench import records
 from pinnbench.cli import main
-from pinnbench.compact import compact
+from pinnbench.compact import compact, git_ignore_rule
 from pinnbench.errors import ConfigError
 from pinnbench.fieldplot import FIELDS_FILE, load_run
 from tests.problems.test_fieldplot import PNG, tiny_run
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_compact_keeps_summary_history_config_and_weights_of_finished_runs(tmp_path, capsys):
@@ -48,3 +53,21 @@ def test_compact_takes_only_the_runs_a_pattern_names(tmp_path):
     copied = compact(src, tmp_path / "kept", ["burgers-cpu/adam-*", "kovasznay-cpu/*"])
     assert [p.as_posix() for p in copied] == ["burgers-cpu/adam-n2-it3000-seed0"]
     assert sorted(p.name for p in (tmp_path / "kept" / "burgers-cpu").iterdir()) == ["adam-n2-it3000-seed0"]
+
+
+@pytest.mark.parametrize("rule, ignored", [("runs/\n", True), ("/runs/\n", False)])
+def test_compact_warns_when_git_would_not_commit_the_records(tmp_path, capsys, rule, ignored):
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / ".gitignore").write_text(rule)
+    tiny_run("burgers", tmp_path / "runs" / "burgers-cpu" / "adam-n2-it3-seed0", "plot=false")
+    dest = tmp_path / "results" / "study" / "runs"
+    main(["compact", str(tmp_path / "runs"), str(dest)])
+    warning = capsys.readouterr().err
+    assert (dest / "burgers-cpu" / "adam-n2-it3-seed0" / records.SUMMARY).is_file()
+    assert (f"{dest} is ignored by git (.gitignore:1:runs/)" in warning) is ignored
+    assert git_ignore_rule(dest) == (".gitignore:1:runs/" if ignored else None)
+    assert git_ignore_rule(tmp_path.parent) is None  # outside the work tree
+
+
+def test_the_repository_commits_the_records_of_its_studies():
+    assert git_ignore_rule(ROOT / "results" / "any_study" / "runs") is None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from pinnbench.cli import add_command, parser
 
 
@@ -16,7 +18,10 @@ def compact(argv: list[str]) -> None:
                      help="only runs whose path below SRC matches this shell pattern (repeatable), "
                           "e.g. 'burgers-cpu/dcgd-*'")
     args = cli.parse_args(argv)
-    from pinnbench.compact import compact as copy_records
+    from pinnbench.compact import compact as copy_records, git_ignore_rule
 
     copied = copy_records(args.src, args.dest, args.match)
     print(f"{len(copied)} runs compacted from {args.src} into {args.dest}")
+    rule = git_ignore_rule(args.dest)
+    if rule:
+        print(f"warning: {args.dest} is ignored by git ({rule}): these records will not be committed", file=sys.stderr)
