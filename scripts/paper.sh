@@ -6,7 +6,9 @@
 #
 # OVERRIDES are Hydra overrides given to both sweeps (e.g. device=cuda, hydra/launcher=slurm).
 # Runs are written below runs/paper_cpu or runs/paper; a relaunch skips finished runs and resumes
-# interrupted ones. Their compact records (pinnbench compact: summary, history, resolved
+# interrupted ones. The committed records (results/paper_cpu/runs or results/paper/runs) are first
+# copied into the sweep directory, where no run of that name is, so that on a fresh clone the study
+# continues where its committed part ends instead of starting again. Their compact records (pinnbench compact: summary, history, resolved
 # config) are copied to results/paper_cpu/runs or results/paper/runs, and the report is made from
 # those alone: `pinnbench report results/paper_cpu/runs --out results/paper_cpu` regenerates it.
 # PINNBENCH names the command to call (default: pinnbench on the PATH).
@@ -21,6 +23,12 @@ case "${1:-}" in
   *) echo "usage: $0 cpu|paper [HYDRA_OVERRIDES...]" >&2; exit 2 ;;
 esac
 shift
+
+if [ -d "${results}/runs" ]; then
+  mkdir -p "$sweep"
+  cp -R -n "${results}/runs/." "${sweep}/"
+  echo "== committed records of ${results}/runs copied into ${sweep} (existing runs kept)"
+fi
 
 status=0
 for budget in iterations walltime; do

@@ -48,3 +48,19 @@ def test_a_refused_configuration_stops_and_a_bad_scale_is_a_usage_error(tmp_path
     (tmp_path / "bad").mkdir()
     result, calls = run_script(tmp_path / "bad", "huge")
     assert result.returncode == 2 and "usage" in result.stderr and not calls
+
+
+def test_the_committed_records_seed_the_sweep_without_replacing_its_runs(tmp_path):
+    committed = tmp_path / "results" / "paper_cpu" / "runs" / "burgers-cpu"
+    for run in ("adam-n2-it3000-seed0", "config-n2-it3000-seed0"):
+        (committed / run).mkdir(parents=True)
+        (committed / run / "summary.json").write_text('{"from": "results"}')
+    running = tmp_path / "runs" / "paper_cpu" / "burgers-cpu" / "config-n2-it3000-seed0"
+    running.mkdir(parents=True)
+    (running / "summary.json").write_text('{"from": "sweep"}')
+    result, calls = run_script(tmp_path, "cpu")
+    assert result.returncode == 0, result.stderr
+    sweep = tmp_path / "runs" / "paper_cpu" / "burgers-cpu"
+    assert (sweep / "adam-n2-it3000-seed0" / "summary.json").read_text() == '{"from": "results"}'
+    assert (running / "summary.json").read_text() == '{"from": "sweep"}'
+    assert calls[0].startswith("run -m +experiment=paper_iterations_cpu")
