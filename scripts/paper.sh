@@ -8,9 +8,10 @@
 # Runs are written below runs/paper_cpu or runs/paper; a relaunch skips finished runs and resumes
 # interrupted ones. The committed records (results/paper_cpu/runs or results/paper/runs) are first
 # copied into the sweep directory, where no run of that name is, so that on a fresh clone the study
-# continues where its committed part ends instead of starting again. Their compact records (pinnbench compact: summary, history, resolved
-# config) are copied to results/paper_cpu/runs or results/paper/runs, and the report is made from
-# those alone: `pinnbench report results/paper_cpu/runs --out results/paper_cpu` regenerates it.
+# continues where its committed part ends instead of starting again. After the sweeps, the compact
+# records of every run (pinnbench compact: summary, history, resolved config, weights) are copied
+# back there, and the report is made from those alone:
+# `pinnbench report results/paper_cpu/runs --out results/paper_cpu` regenerates it.
 # PINNBENCH names the command to call (default: pinnbench on the PATH).
 # Exit status: 0 when every run completed; 1 when a sweep had a diverged or failed run (the report is
 # still written and lists them); 2 on a usage error or a configuration the sweep refused.
