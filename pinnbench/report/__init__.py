@@ -21,7 +21,7 @@ from pinnbench.report import overview, tables, targets
 from pinnbench.report.collect import DEFAULT_METRIC, DIVERGED, SETTING, collect_runs, read_history
 from pinnbench.report.conflicts import conflict_table
 from pinnbench.report.figures import by_method, draw_all
-from pinnbench.report.style import method_colors
+from pinnbench.report.style import PANEL_TITLES, method_colors
 from pinnbench.report.tables import CI_SEED, N_RESAMPLES, summarize
 
 __all__ = ["Report", "build_report", "collect_runs", "summarize"]
@@ -64,6 +64,7 @@ def markdown(report: Report, out: Path, n_resamples: int, seed: int) -> str:
              "better; choose another with `--metric`).", "", report.counts() + ".", "",
              *(["Variants (the hash that ends their run directories' names):", "",
                 *tables.variant_lines(report.runs), ""] if report.runs["variant"].ne("").any() else []),
+             *_paper_section(report),
              "## Errors over seeds", "", tables.to_markdown(tables.errors_view(summary)), "",
              tables.ERRORS_NOTE.format(metric=report.metric), "",
              "## Against Adam", "", tables.to_markdown(tables.versus_view(summary)), "",
@@ -88,6 +89,17 @@ def markdown(report: Report, out: Path, n_resamples: int, seed: int) -> str:
     figures = [f for f in report.files if f.suffix == ".png"]
     lines += ["## Figures", ""] + ([f"- [{f.stem}]({f.relative_to(out).as_posix()})" for f in figures] or ["None."])
     return "\n".join(lines) + "\n"
+
+
+def _paper_section(report: Report) -> list[str]:
+    """The improvement over Adam as the paper reports it, a table per budget kind (none without a comparison)."""
+    views = tables.paper_views(report.summary, report.ranks)
+    if report.summary["improvement_over_adam_percent"].notna().sum() <= (report.summary["method"] == tables.BASELINE).sum():
+        return []
+    lines = ["## Improvement over Adam, as the paper reports it", ""]
+    for kind, view in views.items():
+        lines += [f"### {PANEL_TITLES.get(kind, kind).capitalize()}", "", tables.to_markdown(view), ""]
+    return lines + [tables.PAPER_NOTE, ""]
 
 
 def _histories(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -156,6 +168,7 @@ def _write(report: Report, out: Path, n_resamples: int, seed: int) -> None:
     report.ranks.to_csv(out / "ranks.csv", index=False)
     report.targets.to_csv(out / "time_to_target.csv", index=False)
     (out / "summary.tex").write_text("\n\n".join(tables.to_latex(v) for v in (
-        tables.errors_view(report.summary), tables.versus_view(report.summary))) + "\n")
+        *tables.paper_views(report.summary, report.ranks).values(), tables.errors_view(report.summary),
+        tables.versus_view(report.summary))) + "\n")
     report.files += [out / n for n in names]
     (out / "summary.md").write_text(markdown(report, out, n_resamples, seed))

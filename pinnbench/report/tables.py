@@ -274,6 +274,54 @@ def versus_view(table: pd.DataFrame) -> pd.DataFrame:
     return view
 
 
+PAPER_NOTE = (
+    "The paper's comparison, one table per budget kind: a column per setting (problem-size, grouping n, budget), a "
+    "row per method. A cell holds the improvement over Adam in %, (mean E_Adam − mean E) / mean E_Adam × 100 on "
+    "seed means, and in brackets the seeds whose run has a lower E than Adam's run of the same seed, of the seed "
+    "pairs (a tie counts 1/2). The first row holds Adam's median E. Methods are in the order of their mean rank "
+    "for the budget kind (Ranks across settings); empty cells: the method did not run there, or has no Adam "
+    "to compare with."
+)
+
+
+def _percent(value: float) -> str:
+    """``+92``, ``-8``, ``+0`` (never ``-0``), or nothing."""
+    return f"{int(round(value)):+d}" if pd.notna(value) and np.isfinite(value) else ""
+
+
+def _seeds_better(p_improve: float, n_pairs: float) -> str:
+    """``(3/3)``, ``(2.5/3)`` with a tie, or nothing without pairs."""
+    if not (pd.notna(p_improve) and pd.notna(n_pairs) and n_pairs > 0):
+        return ""
+    return f"({p_improve * n_pairs:.3g}/{n_pairs:.0f})"
+
+
+def paper_views(table: pd.DataFrame, ranks: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
+    """{budget kind: methods × settings}: improvement over Adam with the seeds better, ``+92 (3/3)``,
+    below a row of Adam's median E (:data:`PAPER_NOTE`); the methods ordered by ``ranks``."""
+    views: dict[str, pd.DataFrame] = {}
+    for kind, part in table.groupby("budget", sort=True):
+        settings = part[SETTING].drop_duplicates()
+        labels = [setting_label(s, short=True) for _, s in settings.iterrows()]
+        keys = [tuple(s) for s in settings.itertuples(index=False)]
+        rows = {(*r[SETTING], r["method"]): r for _, r in part.iterrows()}
+        order = ranks[ranks["budget"] == kind].sort_values("mean_rank", kind="stable")["method"].tolist() \
+            if ranks is not None and len(ranks) else []
+        methods = [m for m in order if m != BASELINE] + sorted(set(part["method"]) - set(order) - {BASELINE})
+        lines = [{"method": f"{BASELINE}: median E",
+                  **{label: cell("{:.2e}", rows[(*key, BASELINE)]["median"]) if (*key, BASELINE) in rows else ""
+                     for label, key in zip(labels, keys)}}]
+        for method in methods:
+            line = {"method": method}
+            for label, key in zip(labels, keys):
+                r = rows.get((*key, method))
+                line[label] = "" if r is None else " ".join(filter(None, (
+                    _percent(r["improvement_over_adam_percent"]), _seeds_better(r["p_improve"], r["n_pairs"]))))
+            lines.append(line)
+        views[kind] = pd.DataFrame(lines, columns=["method", *labels])
+    return views
+
+
 def ranks_view(ranks: pd.DataFrame) -> pd.DataFrame:
     view = ranks.astype(object)
     view["mean_rank"] = [f"{r:.2f}" for r in ranks["mean_rank"]]

@@ -28,6 +28,11 @@ def test_report_writes_tables_and_figures_and_prints_the_summary(study, tmp_path
     md = (out / "summary.md").read_text()
     assert "## Runs not in the means" in md and "seed3" in md and "seed4" in md
     assert "diverged" in md and "incomplete" in md
+    paper = md.split("## Improvement over Adam, as the paper reports it")[1].split("## Errors over seeds")[0]
+    assert "### Equal iterations" in paper and "| adam: median E" in paper and "(3/3)" in paper
+    assert "Equal iterations" not in md.split("## Improvement over Adam")[0]
+    tex = (out / "summary.tex").read_text()
+    assert tex.count("\\begin{tabular}") == 2 + paper.count("### ")  # the paper's tables, errors, against Adam
     runs = pd.read_csv(out / "runs.csv")
     assert sorted(runs["status"].unique()) == ["completed", "diverged", "incomplete"]
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from pinnbench.report.collect import SETTING, collect_runs
-from pinnbench.report.tables import (errors_view, rank_table, setting_medians, significance_lines, summarize,
+from pinnbench.report.tables import (errors_view, paper_views, rank_table, setting_medians, significance_lines, summarize,
                                      to_latex, to_markdown, versus_view)
 from tests.report.conftest import write_run
 
@@ -234,3 +234,31 @@ def test_a_diverged_adam_loses_every_pair_and_leaves_the_paper_improvement_empty
     assert np.isnan(row(summary, method="config")["improvement_over_adam_percent"])
     assert row(summary, method="config")["p_improve"] == 1.0
     assert any("every Adam run diverged" in n for n in summary.notes)
+
+
+def test_paper_views_give_the_improvement_and_the_seeds_better_per_setting(made_up):
+    runs, summary = made_up
+    views = paper_views(summary.table, rank_table(setting_medians(runs)))
+    assert list(views) == ["iterations", "walltime"]
+    iterations = views["iterations"].set_index("method")
+    assert list(iterations.columns) == ["burgers-cpu n=3 200 it", "kovasznay-cpu n=2 200 it"]
+    # rows: Adam's median E first, then the methods by mean rank (best 1, config 1, pcgrad 2, good = tie 4, worst 6)
+    assert list(iterations.index) == ["adam: median E", "best", "config", "pcgrad", "good", "tie", "worst"]
+    adam_median = float(np.median(ADAM))
+    assert iterations.loc["adam: median E", "burgers-cpu n=3 200 it"] == f"{adam_median:.2e}"
+    assert iterations.loc["best", "burgers-cpu n=3 200 it"] == "+90 (6/6)"
+    assert iterations.loc["worst", "burgers-cpu n=3 200 it"] == "-900 (0/6)"
+    assert iterations.loc["tie", "burgers-cpu n=3 200 it"] == "+0 (3/6)"  # six ties, each counting 1/2
+    good = row(summary, problem="burgers", budget="iterations", method="good")
+    assert iterations.loc["good", "burgers-cpu n=3 200 it"] == \
+        f"{round(good['improvement_over_adam_percent']):+d} (3.5/6)"
+    assert iterations.loc["config", "kovasznay-cpu n=2 200 it"] == "+75 (1/1)"
+    assert iterations.loc["config", "burgers-cpu n=3 200 it"] == ""  # config did not run there
+    walltime = views["walltime"].set_index("method")
+    assert walltime.loc["best", "burgers-cpu n=3 10 s"] == "-100 (0/1)"
+
+
+def test_paper_views_without_ranks_order_methods_by_name(made_up):
+    view = paper_views(made_up[1].table)["iterations"]
+    assert view["method"].tolist() == ["adam: median E", "best", "config", "good", "pcgrad", "tie", "worst"]
+    assert "nan" not in to_markdown(view) and "nan" not in to_latex(view)
