@@ -22,10 +22,13 @@ u_t − ν Δu), which the fast path carries as a single stream. Two paths give 
   of backward passes through backward passes.
 
 The pointwise work of a layer (forward and backward) is in two small functions per stream layout
-(:func:`kernels`). With ``fast="compiled"`` they go through ``torch.compile``, which fuses each into
-one loop; the first call of every compiled kernel is checked against the eager one, and any
-compilation failure or mismatch falls back to eager kernels with a warning, so results never
-depend on the compiler.
+(:func:`_eager_kernels`, :func:`_fusable_kernels`), and the passes through the whole network
+(:func:`_network_passes`) are built on them. With ``fast="compiled"`` each pass goes through
+``torch.compile`` as one graph (:func:`passes`): every layer's pointwise work fused into one loop,
+bias additions and the products with the narrow first and last layers folded into those loops,
+and no Python between the layers. The first call of every compiled pass is checked against the
+eager one, and any compilation failure or mismatch falls back to the eager pass with a warning, so
+results never depend on the compiler.
 
 Which path is cheaper is decided per request by a cost rule counting matrix products per layer
 (each costs the same: N points × width² multiply-adds), forward and backward together:
@@ -48,6 +51,7 @@ from typing import Callable, Mapping, Sequence
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
+from torch.utils._pytree import tree_flatten, tree_leaves
 
 from pinnbench.network import MLP
 
@@ -285,21 +289,23 @@ RECOMPILE_LIMIT = 64
 
 
 class _Checked:
-    """A compiled kernel that falls back to ``eager`` for good if compiling fails or if its first
-    result for a new input layout differs from the eager one."""
+    """A compiled function that falls back to ``eager`` for good if compiling fails or if its first
+    result for a new input layout differs from the eager one (every tensor of the result, within
+    10³ ε of its largest entry)."""
 
     def __init__(self, fusable: Callable, eager: Callable, name: str) -> None:
         self.eager, self.name = eager, name
         # one specialisation per layout: a run has a few, a bench of four problems in one process ~16,
-        # more than dynamo's default of 8 per function (past it, the kernels would run uncompiled)
+        # more than dynamo's default of 8 per function (past it, the passes would run uncompiled)
         torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
         self.compiled: Callable | None = torch.compile(fusable, dynamic=DYNAMIC_SHAPES)
         self.checked: set[tuple] = set()
 
-    def __call__(self, *args: Tensor) -> Tensor:
+    def __call__(self, *args):
         if self.compiled is None:
             return self.eager(*args)
-        key = tuple((t.dtype, t.device.type, t.dim(), tuple(s == 1 for s in t.shape)) for t in args)
+        key = tuple((t.dtype, t.device.type, t.dim(), tuple(s == 1 for s in t.shape)) if isinstance(t, Tensor)
+                    else t for t in tree_leaves(args))
         try:
             result = self.compiled(*args)
         except Exception as exc:  # any compiler failure: missing C++ compiler, unsupported op, …
@@ -307,27 +313,95 @@ class _Checked:
             return self.eager(*args)
         if key not in self.checked:
             expected = self.eager(*args)
-            tolerance = 1e3 * torch.finfo(expected.dtype).eps * (1 + expected.abs().max())
-            if result.shape != expected.shape or not bool(((result - expected).abs() <= tolerance).all()):
-                self._give_up("its result differs from the eager kernel's")
+            if not _close(result, expected):
+                self._give_up("its result differs from the eager one")
                 return expected
             self.checked.add(key)
         return result
 
     def _give_up(self, why: str) -> None:
-        warnings.warn(f"compiled Taylor kernel {self.name}: {why}; using the eager kernel.", RuntimeWarning,
-                      stacklevel=3)
+        warnings.warn(f"compiled Taylor {self.name}: {why}; running it eagerly.", RuntimeWarning, stacklevel=3)
         self.compiled = None
 
 
+def _close(result, expected) -> bool:
+    """The same structure, and every tensor within 10³ ε (1 + its largest entry) of the expected one."""
+    got, want = tree_flatten(result), tree_flatten(expected)
+    if got[1] != want[1]:
+        return False
+    for a, b in zip(got[0], want[0]):
+        if isinstance(b, Tensor):
+            tolerance = 1e3 * torch.finfo(b.dtype).eps * (1 + b.abs().max())
+            if not isinstance(a, Tensor) or a.shape != b.shape or not bool(((a - b).abs() <= tolerance).all()):
+                return False
+        elif a is not b and a != b:
+            return False
+    return True
+
+
+def _network_passes(forward_kernel: Callable, backward_kernel: Callable, narrow_products: bool = False
+                    ) -> tuple[Callable, Callable]:
+    """The forward and backward passes through the whole network for one layout, built on its two
+    pointwise kernels: pure functions of tensors, so that ``torch.compile`` can take each as one graph.
+
+    forward(inputs [N, n_in], lift [m + c, n_in], W₀, b₀, …, W_L, b_L) → (out [S, N, n_out], the
+    activations H of the hidden layers, their pre-activation streams dZ);
+    backward(grad [S, N, n_out], inputs, lift, weights, activations, streams, input_grad) →
+    (∂/∂inputs or None, [∂W₀, ∂b₀, …, ∂W_L, ∂b_L]).
+    """
+
+    def forward(inputs: Tensor, lift: Tensor, *params: Tensor) -> tuple[Tensor, list[Tensor], list[Tensor]]:
+        weights, biases = params[0::2], params[1::2]
+        z = _narrow_product(inputs, weights[0].T) + biases[0] if narrow_products else \
+            torch.addmm(biases[0], inputs, weights[0].T)
+        dZ = (lift @ weights[0].T).unsqueeze(1)  # the same at every point
+        H = forward_kernel(z, dZ)
+        activations, streams = [H], [dZ]
+        for W, b in zip(weights[1:-1], biases[1:-1]):
+            Z = torch.matmul(H, W.T)
+            H = forward_kernel(Z[0] + b, Z[1:])  # no in-place update: compiled, it would copy all of Z
+            activations.append(H)
+            streams.append(Z[1:])
+        out = torch.matmul(H, weights[-1].T)
+        return torch.cat(((out[0] + biases[-1]).unsqueeze(0), out[1:])), activations, streams
+
+    def backward(grad: Tensor, inputs: Tensor, lift: Tensor, weights: list[Tensor], activations: list[Tensor],
+                 streams: list[Tensor], input_grad: bool) -> tuple[Tensor | None, list[Tensor]]:
+        L = len(weights)
+        grads: list[Tensor] = [grad] * (2 * L)  # placeholders, each overwritten below
+        G = grad
+        for layer in range(L - 1, 0, -1):
+            H, W = activations[layer - 1], weights[layer]
+            S, N, width = H.shape
+            flat = G.reshape(-1, W.shape[0])
+            grads[2 * layer] = flat.T @ H.reshape(-1, width)
+            grads[2 * layer + 1] = G[0].sum(0)
+            Hb = (_narrow_product(flat, W) if narrow_products and layer == L - 1 else flat @ W).view(S, N, width)
+            G = backward_kernel(Hb, H[0], streams[layer - 1])
+        # first layer: z = x W₀ᵀ + b₀, and the streams' ż = (lift W₀ᵀ) at every point
+        grads[0] = G[0].T @ inputs + G[1:].sum(1).T @ lift
+        grads[1] = G[0].sum(0)
+        return (G[0] @ weights[0] if input_grad else None), grads
+
+    return forward, backward
+
+
+def _narrow_product(a: Tensor, b: Tensor) -> Tensor:
+    """a @ b for a narrow inner dimension (the network's inputs or outputs) as a sum of broadcast
+    products, which a compiled pass fuses into the pointwise kernel beside it."""
+    return sum(a[:, k:k + 1] * b[k] for k in range(a.shape[1]))
+
+
 @functools.lru_cache(maxsize=None)
-def kernels(plan: Plan, compiled: bool) -> tuple[Callable, Callable]:
-    """The (forward, backward) pointwise kernels of ``plan``, compiled or eager; built once."""
-    forward, backward = _eager_kernels(plan)
+def passes(plan: Plan, compiled: bool) -> tuple[Callable, Callable]:
+    """The (forward, backward) passes of ``plan`` (:func:`_network_passes`), eager or compiled; built
+    once. Compiled, each pass is one graph: the pointwise kernels fused, the bias additions folded
+    into them, and no Python between the layers."""
+    forward, backward = _network_passes(*_eager_kernels(plan))
     if not compiled:
         return forward, backward
-    fused_forward, fused_backward = _fusable_kernels(plan)
-    return _Checked(fused_forward, forward, "forward"), _Checked(fused_backward, backward, "backward")
+    fused_forward, fused_backward = _network_passes(*_fusable_kernels(plan), narrow_products=True)
+    return _Checked(fused_forward, forward, "forward pass"), _Checked(fused_backward, backward, "backward pass")
 
 
 class TaylorMLP(torch.autograd.Function):
@@ -336,47 +410,22 @@ class TaylorMLP(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, inputs: Tensor, plan: Plan, compiled: bool, *params: Tensor) -> Tensor:
-        forward_kernel, _ = kernels(plan, compiled)
-        weights, biases = params[0::2], params[1::2]
+        forward_pass, _ = passes(plan, compiled)
         lift = _lift(plan, inputs)  # [m + c, n_in]: first-layer stream directions
-        z = torch.addmm(biases[0], inputs, weights[0].T)
-        dZ = (lift @ weights[0].T).unsqueeze(1)  # the same at every point
-        H = forward_kernel(z, dZ)
-        saved = [H]
-        streams = [dZ]
-        for W, b in zip(weights[1:-1], biases[1:-1]):
-            Z = torch.matmul(H, W.T)
-            Z[0] += b
-            H = forward_kernel(Z[0], Z[1:])
-            saved.append(H)
-            streams.append(Z[1:])
-        out = torch.matmul(H, weights[-1].T)
-        out[0] += biases[-1]
-        ctx.plan, ctx.compiled, ctx.n_layers = plan, compiled, len(weights)
-        ctx.save_for_backward(inputs, lift, *weights, *saved, *streams)
+        out, activations, streams = forward_pass(inputs, lift, *params)
+        ctx.plan, ctx.compiled, ctx.n_layers = plan, compiled, len(params) // 2
+        ctx.save_for_backward(inputs, lift, *params[0::2], *activations, *streams)
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad: Tensor):
-        _, backward_kernel = kernels(ctx.plan, ctx.compiled)
+        _, backward_pass = passes(ctx.plan, ctx.compiled)
         L = ctx.n_layers
         inputs, lift, *rest = ctx.saved_tensors
         weights, activations, streams = rest[:L], rest[L:2 * L - 1], rest[2 * L - 1:]
-        grads: list[Tensor | None] = [None] * (2 * L)
-        G = grad.contiguous()
-        for layer in range(L - 1, 0, -1):
-            H, W = activations[layer - 1], weights[layer]
-            S, N, width = H.shape
-            flat = G.view(-1, W.shape[0])
-            grads[2 * layer] = flat.T @ H.reshape(-1, width)
-            grads[2 * layer + 1] = G[0].sum(0)
-            Hb = (flat @ W).view(S, N, width)
-            G = backward_kernel(Hb, H[0], streams[layer - 1])
-        # first layer: z = x W₀ᵀ + b₀, and the streams' ż = (lift W₀ᵀ) at every point
-        grads[0] = G[0].T @ inputs + G[1:].sum(1).T @ lift
-        grads[1] = G[0].sum(0)
-        grad_inputs = G[0] @ weights[0] if ctx.needs_input_grad[0] else None
+        grad_inputs, grads = backward_pass(grad.contiguous(), inputs, lift, list(weights), list(activations),
+                                           list(streams), bool(ctx.needs_input_grad[0]))
         return (grad_inputs, None, None, *grads)
 
 

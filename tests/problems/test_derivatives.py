@@ -1,8 +1,9 @@
 """problems/derivatives.py: the fast path (Taylor streams, hand-written backward) gives the numbers of
 the straightforward one (nested autograd), for values, derivatives and parameter gradients (float64).
 
-No test compiles anything: the compiled kernels are the ``_fusable_kernels`` functions, checked
-here by running them eagerly, and ``_Checked``'s fallback is checked with a stand-in compiler.
+No test compiles anything: the compiled passes are ``_network_passes`` over the ``_fusable_kernels``
+functions, checked here by running them eagerly, and ``_Checked``'s fallback is checked with a
+stand-in compiler.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import torch
 from pinnbench.network import MLP
 from problems import derivatives
 from problems.derivatives import (AUTOGRAD, COMPILED, TAYLOR, Plan, TaylorMLP, _Checked, _autograd_jet,
-                                  _eager_kernels, _fusable_kernels, _taylor_jet, derivative_mode, jet,
+                                  _eager_kernels, _fusable_kernels, _lift, _network_passes, _taylor_jet, derivative_mode, jet,
                                   taylor_pays)
 from tests.problems.conftest import PROBLEMS, make_problem
 
@@ -78,6 +79,30 @@ def test_fusable_kernels_compute_what_the_eager_kernels_compute(name, broadcast)
     torch.testing.assert_close(fused_forward(z, dZ), eager_forward(z, dZ), rtol=1e-13, atol=1e-13)
     a = torch.tanh(z)
     torch.testing.assert_close(fused_backward(Hb, a, dZ), eager_backward(Hb, a, dZ), rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("name", REQUESTS)
+@pytest.mark.parametrize("input_grad", [False, True])
+def test_the_passes_that_get_compiled_compute_what_the_eager_passes_compute(name, input_grad):
+    n_in, n_out, first, second, operator = REQUESTS[name]
+    plan, net = Plan.of(n_in, first, second, operator), network(n_in, n_out)
+    params = [p.detach() for linear in net.linears for p in (linear.weight, linear.bias)]
+    x = torch.rand(13, n_in, dtype=torch.float64)
+    eager = _network_passes(*_eager_kernels(plan))
+    fusable = _network_passes(*_fusable_kernels(plan), narrow_products=True)
+    (out, activations, streams), (fused_out, fused_activations, fused_streams) = (
+        f(x, _lift(plan, x), *params) for f in (eager[0], fusable[0]))
+    torch.testing.assert_close(fused_out, out, rtol=1e-13, atol=1e-13)
+    for a, b in zip(activations + streams, fused_activations + fused_streams, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-13, atol=1e-13)
+    grad = torch.randn_like(out)
+    backward = [f(grad, x, _lift(plan, x), params[0::2], activations, streams, input_grad) for f in (eager[1], fusable[1])]
+    for a, b in zip(backward[0][1], backward[1][1], strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-13)
+    if input_grad:
+        torch.testing.assert_close(backward[1][0], backward[0][0], rtol=1e-12, atol=1e-13)
+    else:
+        assert backward[0][0] is None and backward[1][0] is None
 
 
 @pytest.mark.parametrize("name", PROBLEMS)
@@ -165,6 +190,24 @@ def test_a_failing_or_wrong_compiler_falls_back_to_the_eager_kernel(monkeypatch)
     kernel = _Checked(eager, eager, "test")
     torch.testing.assert_close(kernel(x), 2 * x)
     assert kernel.compiled is not None
+
+
+def test_a_pass_is_checked_tensor_by_tensor_through_its_nested_result(monkeypatch):
+    def eager(x, flag):
+        return x + 1, [2 * x, 3 * x], (None if flag else x)
+
+    x = torch.arange(4.0)
+    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: fn)
+    checked = _Checked(eager, eager, "pass")
+    assert checked(x, True)[2] is None and checked.compiled is not None
+    off = lambda x, flag: (x + 1, [2 * x, 3 * x + 0.1], None if flag else x)  # noqa: E731
+    for wrong in (off, lambda x, flag: (x + 1, [2 * x], None), lambda x, flag: (x + 1, [2 * x, 3 * x], x)):
+        monkeypatch.setattr(torch, "compile", lambda fn, wrong=wrong, **kwargs: wrong)
+        checked = _Checked(eager, eager, "pass")
+        with pytest.warns(RuntimeWarning, match="differs"):
+            result = checked(x, True)
+        assert checked.compiled is None and result[2] is None
+        torch.testing.assert_close(result[1][1], 3 * x)
 
 
 def test_compiled_kernels_specialise_on_shapes_and_may_meet_many_layouts(monkeypatch):
