@@ -25,8 +25,11 @@ The pointwise work of a layer (forward and backward) is in two small functions p
 (:func:`_eager_kernels`, :func:`_fusable_kernels`), and the passes through the whole network
 (:func:`_network_passes`) are built on them. With ``fast="compiled"`` each pass goes through
 ``torch.compile`` as one graph (:func:`passes`): every layer's pointwise work fused into one loop,
-bias additions and the products with the narrow first and last layers folded into those loops,
-and no Python between the layers. The first call of every compiled pass is checked against the
+the products with the narrow first and last layers folded into those loops, and no Python between
+the layers. The hidden layers' biases go in with the value's matrix product (``addmm``) and sums
+over points are taken over rows of a multiple of 16 floats (:func:`_sum_over_points`): a width of
+50 is not a whole number of 16-float vectors, and a loop that broadcasts along a row of 50 pays a
+masked tail on every row, where one over whole tensors runs flat. The first call of every compiled pass is checked against the
 eager one, and any compilation failure or mismatch falls back to the eager pass with a warning, so
 results never depend on the compiler.
 
@@ -44,6 +47,7 @@ hand-written Taylor pass with fused kernels costs about half of nested autograd;
 from __future__ import annotations
 
 import functools
+import math
 import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
@@ -358,10 +362,13 @@ def _network_passes(forward_kernel: Callable, backward_kernel: Callable, narrow_
         H = forward_kernel(z, dZ)
         activations, streams = [H], [dZ]
         for W, b in zip(weights[1:-1], biases[1:-1]):
-            Z = torch.matmul(H, W.T)
-            H = forward_kernel(Z[0] + b, Z[1:])  # no in-place update: compiled, it would copy all of Z
+            # the bias goes in with the value's product: the pointwise kernel then has no operand that
+            # varies along a row, and compiled it runs as one flat loop (a width of 50 is not a whole
+            # number of vectors, and a row-wise loop pays a masked tail on every row)
+            z, dZ = torch.addmm(b, H[0], W.T), torch.matmul(H[1:], W.T)
+            H = forward_kernel(z, dZ)
             activations.append(H)
-            streams.append(Z[1:])
+            streams.append(dZ)
         out = torch.matmul(H, weights[-1].T)
         return torch.cat(((out[0] + biases[-1]).unsqueeze(0), out[1:])), activations, streams
 
@@ -375,15 +382,30 @@ def _network_passes(forward_kernel: Callable, backward_kernel: Callable, narrow_
             S, N, width = H.shape
             flat = G.reshape(-1, W.shape[0])
             grads[2 * layer] = flat.T @ H.reshape(-1, width)
-            grads[2 * layer + 1] = G[0].sum(0)
+            grads[2 * layer + 1] = _sum_over_points(G[0])
             Hb = (_narrow_product(flat, W) if narrow_products and layer == L - 1 else flat @ W).view(S, N, width)
             G = backward_kernel(Hb, H[0], streams[layer - 1])
         # first layer: z = x W₀ᵀ + b₀, and the streams' ż = (lift W₀ᵀ) at every point
-        grads[0] = G[0].T @ inputs + G[1:].sum(1).T @ lift
-        grads[1] = G[0].sum(0)
+        grads[0] = G[0].T @ inputs + _sum_over_points(G[1:]).T @ lift
+        grads[1] = _sum_over_points(G[0])
         return (G[0] @ weights[0] if input_grad else None), grads
 
     return forward, backward
+
+
+SIMD_FLOATS = 16
+"""Floats in the widest vector register a compiled loop uses (AVX-512); every narrower width divides it."""
+
+
+def _sum_over_points(t: Tensor) -> Tensor:
+    """t [..., N, w] summed over its N points. Seen as [..., N / r, r w] with r w a multiple of
+    :data:`SIMD_FLOATS` where N allows, so that a compiled loop over a row has no masked tail (a
+    width of 50 leaves 2 floats on every row); the r partial sums are added last."""
+    n, w = t.shape[-2:]
+    r = SIMD_FLOATS // math.gcd(w, SIMD_FLOATS)
+    if r == 1 or n % r:
+        return t.sum(-2)
+    return t.reshape(*t.shape[:-2], n // r, r * w).sum(-2).view(*t.shape[:-2], r, w).sum(-2)
 
 
 def _narrow_product(a: Tensor, b: Tensor) -> Tensor:
@@ -395,7 +417,7 @@ def _narrow_product(a: Tensor, b: Tensor) -> Tensor:
 @functools.lru_cache(maxsize=None)
 def passes(plan: Plan, compiled: bool) -> tuple[Callable, Callable]:
     """The (forward, backward) passes of ``plan`` (:func:`_network_passes`), eager or compiled; built
-    once. Compiled, each pass is one graph: the pointwise kernels fused, the bias additions folded
+    once. Compiled, each pass is one graph: the pointwise kernels fused, the narrow products folded
     into them, and no Python between the layers."""
     forward, backward = _network_passes(*_eager_kernels(plan))
     if not compiled:

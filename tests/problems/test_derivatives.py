@@ -14,8 +14,8 @@ import torch
 from pinnbench.network import MLP
 from problems import derivatives
 from problems.derivatives import (AUTOGRAD, COMPILED, TAYLOR, Plan, TaylorMLP, _Checked, _autograd_jet,
-                                  _eager_kernels, _fusable_kernels, _lift, _network_passes, _taylor_jet, derivative_mode, jet,
-                                  taylor_pays)
+                                  _eager_kernels, _fusable_kernels, _lift, _network_passes, _sum_over_points,
+                                  _taylor_jet, derivative_mode, jet, taylor_pays)
 from tests.problems.conftest import PROBLEMS, make_problem
 
 REQUESTS = {  # (inputs, outputs, first, second, operator)
@@ -83,11 +83,14 @@ def test_fusable_kernels_compute_what_the_eager_kernels_compute(name, broadcast)
 
 @pytest.mark.parametrize("name", REQUESTS)
 @pytest.mark.parametrize("input_grad", [False, True])
-def test_the_passes_that_get_compiled_compute_what_the_eager_passes_compute(name, input_grad):
+@pytest.mark.parametrize("points, width", [(13, 16), (24, 50)])  # width 50 at 24 points: sums seen as 3 rows of 400
+def test_the_passes_that_get_compiled_compute_what_the_eager_passes_compute(name, input_grad, points, width):
     n_in, n_out, first, second, operator = REQUESTS[name]
-    plan, net = Plan.of(n_in, first, second, operator), network(n_in, n_out)
+    plan = Plan.of(n_in, first, second, operator)
+    torch.manual_seed(0)
+    net = MLP(n_in, n_out, width=width, hidden_layers=4).double()
     params = [p.detach() for linear in net.linears for p in (linear.weight, linear.bias)]
-    x = torch.rand(13, n_in, dtype=torch.float64)
+    x = torch.rand(points, n_in, dtype=torch.float64)
     eager = _network_passes(*_eager_kernels(plan))
     fusable = _network_passes(*_fusable_kernels(plan), narrow_products=True)
     (out, activations, streams), (fused_out, fused_activations, fused_streams) = (
@@ -219,3 +222,9 @@ def test_compiled_kernels_specialise_on_shapes_and_may_meet_many_layouts(monkeyp
     _Checked(lambda x: x, lambda x: x, "test")
     assert seen["dynamic"] is False and derivatives.DYNAMIC_SHAPES is False
     assert torch._dynamo.config.recompile_limit >= 32
+
+
+@pytest.mark.parametrize("shape", [(24, 50), (3, 24, 50), (13, 50), (24, 16), (2, 12, 20), (1, 50)])
+def test_sums_over_points_are_plain_sums_however_the_rows_are_seen(shape):
+    t = torch.randn(shape, dtype=torch.float64)
+    torch.testing.assert_close(_sum_over_points(t), t.sum(-2), rtol=1e-14, atol=1e-14)
