@@ -29,9 +29,9 @@ the products with the narrow first and last layers folded into those loops, and 
 the layers. The hidden layers' biases go in with the value's matrix product (``addmm``) and sums
 over points are taken over rows of a multiple of 16 floats (:func:`_sum_over_points`): a width of
 50 is not a whole number of 16-float vectors, and a loop that broadcasts along a row of 50 pays a
-masked tail on every row, where one over whole tensors runs flat. The first call of every compiled pass is checked against the
-eager one, and any compilation failure or mismatch falls back to the eager pass with a warning, so
-results never depend on the compiler.
+masked tail on every row, where one over whole tensors runs flat. The first call of every
+compiled pass is checked against the eager one, and any compilation failure or mismatch falls back
+to the eager pass with a warning, so results never depend on the compiler.
 
 Which path is cheaper is decided per request by a cost rule counting matrix products per layer
 (each costs the same: N points × width² multiply-adds), forward and backward together:
