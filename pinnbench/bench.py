@@ -276,26 +276,39 @@ def _quiet_stderr():
         os.close(saved)
 
 
-def count_flops(step: Callable[[], None], iterations: int) -> float:
-    """Dense matmul FLOPs per iteration: 2·M·K·N summed over the mm/addmm/bmm calls the profiler
-    records while ``step`` runs ``iterations`` times."""
+MATMULS = {"aten::mm": 0, "aten::addmm": 1, "aten::bmm": 0, "aten::baddbmm": 1}  # name: index of the left operand
+
+
+def _matmul_flops(event) -> int:
+    """2·M·K·N (times the batch) of one recorded matmul call."""
+    first = MATMULS[event.name]
+    shapes = event.input_shapes
+    if not shapes or len(shapes) < first + 2:
+        return 0
+    a, b = shapes[first], shapes[first + 1]
+    if len(a) == len(b) == 2:
+        return 2 * a[0] * a[1] * b[1]
+    if len(a) == len(b) == 3:
+        return 2 * a[0] * a[1] * a[2] * b[2]
+    return 0
+
+
+def matmul_work(step: Callable[[], None], iterations: int, device: torch.device) -> tuple[float, float | None]:
+    """Dense matmul work per iteration while ``step`` runs ``iterations`` times: FLOPs (2·M·K·N summed
+    over the mm/addmm/bmm calls the profiler records) and the seconds those calls take themselves
+    (their self time; on a GPU their kernels' time, None where the profiler gives none)."""
     from torch.profiler import ProfilerActivity, profile
 
-    with _quiet_stderr(), profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with _quiet_stderr(), profile(activities=activities, record_shapes=True) as prof:
         for _ in range(iterations):
             step()
-    total = 0
-    for event in prof.events():
-        shapes = event.input_shapes
-        if event.name in ("aten::mm", "aten::addmm") and shapes:
-            a, b = (shapes[0], shapes[1]) if event.name == "aten::mm" else (shapes[1], shapes[2])
-            if len(a) == 2 and len(b) == 2:
-                total += 2 * a[0] * a[1] * b[1]
-        elif event.name in ("aten::bmm", "aten::baddbmm") and shapes:
-            a, b = (shapes[0], shapes[1]) if event.name == "aten::bmm" else (shapes[1], shapes[2])
-            if len(a) == 3 and len(b) == 3:
-                total += 2 * a[0] * a[1] * a[2] * b[2]
-    return total / iterations
+        _synchronize(device)
+    events = [e for e in prof.events() if e.name in MATMULS]
+    flops = sum(_matmul_flops(e) for e in events)
+    timing = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    micros = sum(getattr(e, timing, 0) or 0 for e in events)
+    return flops / iterations, (micros / 1e6 / iterations if micros > 0 else None)
 
 
 def _proc_status(key: str) -> int | None:
@@ -410,7 +423,7 @@ def _record(variant: Variant, wall: list[float], cpu: list[float], first_seconds
     device = setup.device
     k = len(setup.groups)
     _release_free_memory()
-    flops = count_flops(variant.step, k)
+    flops, matmul_seconds = matmul_work(variant.step, k, device)
     memory = peak_memory_mb(variant.step, k, device) if options.memory else None
     ms = 1e3 * statistics.median(wall)
     quartiles = statistics.quantiles(wall, n=4) if len(wall) > 1 else [wall[0]] * 3
@@ -427,6 +440,8 @@ def _record(variant: Variant, wall: list[float], cpu: list[float], first_seconds
         "first_iteration_s": first_seconds, "rounds": options.rounds, "iterations_per_round": timed,
         "gflop_per_iter": flops / 1e9, "gflops": flops / 1e9 / (ms / 1e3), "machine_matmul_gflops": peak,
         "matmul_share": flops / 1e9 / (ms / 1e3) / peak,
+        "matmul_ms_per_iter": 1e3 * matmul_seconds if matmul_seconds else None,
+        "matmul_ceiling": flops / 1e9 / matmul_seconds / peak if matmul_seconds else None,
         "peak_memory_mb": memory,
         "paper_iterations": problem.options.sizes["paper"].iterations if "paper" in problem.options.sizes else None,
     }
@@ -482,11 +497,12 @@ def table(records: list[dict]) -> str:
                      fmt(base["ms_per_iter"] if base else None, "{:.1f}"),
                      fmt(r["vs_straightforward"], "{:.2f}×"), fmt(r["vs_our_adam"], "{:.2f}×"),
                      fmt(r["gflop_per_iter"], "{:.2f}"), fmt(r["matmul_share"], "{:.0%}"),
+                     fmt(r.get("matmul_ceiling"), "{:.0%}"),
                      fmt(r["peak_memory_mb"], "{:.0f}"),
                      fmt(base["peak_memory_mb"] if base else None, "{:.0f}"),
                      fmt(r["paper_run_minutes"], "{:.1f}")])
     headers = ["problem", "method", "losses", "ms/iter", "straightforward ms/iter", "× straightforward", "× our Adam",
-               "GFLOP/iter", "matmul share", "peak MB", "straightforward peak MB", "paper run (min)"]
+               "GFLOP/iter", "matmul share", "matmul ceiling", "peak MB", "straightforward peak MB", "paper run (min)"]
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 
 

@@ -23,7 +23,7 @@ METHODS = sorted(p.stem for p in (config_dir() / "method").glob("*.yaml"))
 TINY_PAPER = ("problem.sizes.paper.points.residual=48", "problem.sizes.paper.points.boundary=12",
               "problem.sizes.paper.points.initial=12", "problem.sizes.paper.width=12")
 RECORD_KEYS = {"problem", "method", "implementation", "n_losses", "ms_per_iter", "peak_memory_mb", "gflop_per_iter",
-               "matmul_share", "machine_matmul_gflops", "vs_straightforward", "vs_our_adam", "paper_run_minutes"}
+               "matmul_share", "matmul_ms_per_iter", "matmul_ceiling", "machine_matmul_gflops", "vs_straightforward", "vs_our_adam", "paper_run_minutes"}
 
 
 def final_parameters(run_dir: Path) -> dict[str, torch.Tensor]:
@@ -113,6 +113,7 @@ def test_bench_writes_its_records_and_prints_the_ratio_table(tmp_path):
         assert row["problem"] == "burgers" and row["size"] == "paper" and row["points"]["residual"] == 48
         assert row["ms_per_iter"] > 0 and row["gflop_per_iter"] > 0 and row["vs_our_adam"] > 0
         assert row["iterations_per_round"] % row["n_losses"] == 0
+        assert 0 < row["matmul_ms_per_iter"] < row["ms_per_iter"] and row["matmul_ceiling"] > row["matmul_share"]
     assert "× straightforward" in result.stdout and "records in" in result.stdout
     for method in methods:
         assert f"| {method}" in result.stdout
@@ -154,6 +155,20 @@ def test_bench_composes_the_run_configuration_of_every_method_at_paper_size():
     setup = prepare(configs["config"])
     assert setup.problem.name == "kovasznay" and setup.problem.options.size == "paper"
     assert setup.method_options.name == "config" and setup.problem.fast == "compiled"  # a 100 000-iteration size
+
+
+def test_matmul_work_counts_every_product_and_its_time():
+    a, b, batch = torch.randn(30, 7), torch.randn(7, 5), torch.randn(4, 3, 6)
+
+    def step():
+        a @ b  # mm: 2·30·7·5
+        torch.addmm(b[0], a, b)  # addmm: the same product
+        torch.bmm(batch, batch.transpose(1, 2))  # bmm: 2·4·3·6·3
+        a + 1.0  # no matmul
+
+    flops, seconds = bench.matmul_work(step, 3, torch.device("cpu"))
+    assert flops == 2 * (2 * 30 * 7 * 5) + 2 * 4 * 3 * 6 * 3
+    assert seconds is not None and seconds > 0
 
 
 def test_keeping_freed_memory_is_idempotent():
