@@ -13,7 +13,7 @@ from pinnbench.report.collect import find_run_dirs
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDIES = sorted(p.parent.name for p in (ROOT / "results").glob("*/summary.csv"))
-TABLES = ["runs.csv", "summary.csv", "ranks.csv", "time_to_target.csv"]
+TABLES = ["runs.csv", "summary.csv", "ranks.csv", "time_to_target.csv", "pairs.csv"]
 
 
 def test_there_are_committed_studies():

@@ -14,7 +14,7 @@ def report(argv: list[str]) -> None:
     from pinnbench.report.targets import parse_targets
 
     args = parser("report", "Read every run directory below RUNS_DIR (any depth) and write runs.csv, "
-                            "summary.{csv,md,tex}, ranks.csv, time_to_target.csv and figures/ into OUT_DIR.")
+                            "summary.{csv,md,tex}, ranks.csv, time_to_target.csv, pairs.csv and figures/ into OUT_DIR.")
     args.add_argument("runs", nargs="+", metavar="RUNS_DIR", help="directories holding run directories")
     args.add_argument("--out", required=True, metavar="OUT_DIR", help="where to write the report")
     args.add_argument("--metric", default=DEFAULT_METRIC,
@@ -42,4 +42,4 @@ def report(argv: list[str]) -> None:
     for note in result.notes:
         print(f"note: {note}")
     print(f"\nwrote {len(result.files)} files to {options.out} (summary.md, summary.csv, summary.tex, runs.csv, "
-          f"ranks.csv, time_to_target.csv{', figures/' if not options.no_figures else ''})")
+          f"ranks.csv, time_to_target.csv, pairs.csv{', figures/' if not options.no_figures else ''})")

@@ -5,7 +5,8 @@
 :func:`~pinnbench.report.tables.rank_table` and :mod:`pinnbench.report.targets` compare across
 settings and over time, :mod:`pinnbench.report.figures` and :mod:`pinnbench.report.overview` draw;
 :func:`build_report` does all of it for one error metric and writes ``runs.csv``, ``summary.csv``,
-``summary.md``, ``summary.tex``, ``ranks.csv``, ``time_to_target.csv`` and ``figures/``.
+``summary.md``, ``summary.tex``, ``ranks.csv``, ``time_to_target.csv``, ``pairs.csv`` (every two
+methods seed by seed) and ``figures/``.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class Report:
     metric: str = DEFAULT_METRIC
     ranks: pd.DataFrame = field(default_factory=pd.DataFrame)
     targets: pd.DataFrame = field(default_factory=pd.DataFrame)
+    pairs: pd.DataFrame = field(default_factory=pd.DataFrame)
     target_source: str = "Adam's median final E over its included seeds in the setting"
     conflicts: pd.DataFrame | None = None
 
@@ -71,7 +73,8 @@ def markdown(report: Report, out: Path, n_resamples: int, seed: int) -> str:
              tables.VERSUS_NOTE.format(level=tables.CI_LEVEL, n=n_resamples, seed=seed,
                                        min_pairs=tables.stats.MIN_WILCOXON_PAIRS), "",
              f"Wilcoxon signed-rank test against Adam at the {tables.ALPHA:.0%} level, per setting:", "",
-             *(tables.significance_lines(summary) or ["None: no setting has a method beside Adam."]), ""]
+             *(tables.significance_lines(summary) or ["None: no setting has a method beside Adam."]), "",
+             tables.PAIRS_NOTE.format(min_pairs=tables.stats.MIN_WILCOXON_PAIRS), ""]
     if len(report.ranks):
         lines += ["## Ranks across settings", "", tables.to_markdown(tables.ranks_view(report.ranks)), "",
                   tables.RANKS_NOTE, ""]
@@ -128,7 +131,7 @@ def build_report(paths: Iterable[str | os.PathLike], out: str | os.PathLike, *, 
                             f"target: {listed}.")
     medians = tables.setting_medians(runs, metric)
     report = Report(runs, summary.table, list(summary.notes) + target_notes, [], metric, tables.rank_table(medians),
-                    targets.target_table(runs, set(given_targets or {})))
+                    targets.target_table(runs, set(given_targets or {})), pairs=tables.pairs_table(runs, metric))
     if given_targets:
         report.target_source = (f"given per problem ({', '.join(f'{k}={v:g}' for k, v in given_targets.items())}), "
                                 "else " + report.target_source)
@@ -162,11 +165,12 @@ def _draw(report: Report, medians: pd.DataFrame, histories: dict[str, pd.DataFra
 
 
 def _write(report: Report, out: Path, n_resamples: int, seed: int) -> None:
-    names = ["runs.csv", "summary.csv", "ranks.csv", "time_to_target.csv", "summary.tex", "summary.md"]
+    names = ["runs.csv", "summary.csv", "ranks.csv", "time_to_target.csv", "pairs.csv", "summary.tex", "summary.md"]
     report.runs.to_csv(out / "runs.csv", index=False)
     report.summary.to_csv(out / "summary.csv", index=False)
     report.ranks.to_csv(out / "ranks.csv", index=False)
     report.targets.to_csv(out / "time_to_target.csv", index=False)
+    report.pairs.to_csv(out / "pairs.csv", index=False)
     (out / "summary.tex").write_text("\n\n".join(tables.to_latex(v) for v in (
         *tables.paper_views(report.summary, report.ranks).values(), tables.errors_view(report.summary),
         tables.versus_view(report.summary))) + "\n")

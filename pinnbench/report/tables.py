@@ -11,12 +11,14 @@ and in :data:`ERRORS_NOTE`, :data:`VERSUS_NOTE`):
   Wilcoxon signed-rank p-value.
 
 Across settings: mean ranks of the median errors per budget kind (:func:`rank_table`). Time to
-target: :func:`times_to_target` and :func:`target_table`.
+target: :func:`times_to_target` and :func:`target_table`. Any two methods of a setting, seed by seed:
+:func:`pairs_table`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import permutations
 
 import numpy as np
 import pandas as pd
@@ -124,16 +126,27 @@ def versus_adam(group: pd.DataFrame, adam: pd.DataFrame, metric: str, n_resample
         out["improvement_over_adam_percent"] = stats.improvement(kept_adam.mean(), kept.mean())
         if min(len(kept), len(kept_adam)) >= 2:
             out["ci_low"], out["ci_high"] = stats.bootstrap_improvement(kept, kept_adam, n_resamples, seed)
-    mine, theirs = seed_errors(group), seed_errors(adam)
-    seeds = mine.index.intersection(theirs.index)
-    if len(seeds):
-        a, m = theirs[seeds].to_numpy(), mine[seeds].to_numpy()
-        q25, median, q75 = stats.quartiles(stats.log_ratios(a, m))
-        out.update(n_pairs=len(seeds), median_log10_ratio=median, log10_ratio_q25=q25, log10_ratio_q75=q75,
-                   p_improve=stats.prob_improvement(a, m), wilcoxon_p=stats.wilcoxon_p(a, m))
-        if len(seeds) >= 2:
+    a, m = paired_errors(seed_errors(adam), seed_errors(group))
+    if len(a):
+        pair = paired(a, m)
+        out.update(pair, p_improve=pair.pop("p_better"))
+        if len(a) >= 2:
             out["p_improve_low"], out["p_improve_high"] = stats.bootstrap_prob_improvement(a, m, n_resamples, seed)
     return out
+
+
+def paired_errors(theirs: pd.Series, mine: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """The errors by seed (:func:`seed_errors`) of two methods over the seeds both have."""
+    seeds = mine.index.intersection(theirs.index)
+    return theirs[seeds].to_numpy(), mine[seeds].to_numpy()
+
+
+def paired(theirs: np.ndarray, mine: np.ndarray) -> dict:
+    """One method against another over seed pairs: n_pairs, the quartiles of log10(E_theirs / E_mine),
+    p_better = P(E_mine < E_theirs) and the Wilcoxon p (:mod:`pinnbench.report.stats`)."""
+    q25, median, q75 = stats.quartiles(stats.log_ratios(theirs, mine))
+    return dict(n_pairs=len(mine), median_log10_ratio=median, log10_ratio_q25=q25, log10_ratio_q75=q75,
+                p_better=stats.prob_improvement(theirs, mine), wilcoxon_p=stats.wilcoxon_p(theirs, mine))
 
 
 def _notes(label: str, group: pd.DataFrame, adam: pd.DataFrame, row: dict) -> list[str]:
@@ -187,6 +200,32 @@ def summarize(runs: pd.DataFrame, metric: str = DEFAULT_METRIC, n_resamples: int
     table = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
     table[SUMMARY_COLUMNS[len(SETTING) + 2:]] = table[SUMMARY_COLUMNS[len(SETTING) + 2:]].astype(float)
     return Summary(table, notes)
+
+
+PAIRS_COLUMNS = [*SETTING, "method", "versus", "n_pairs", "median_log10_ratio", "log10_ratio_q25", "log10_ratio_q75",
+                 "p_better", "wilcoxon_p"]
+
+PAIRS_NOTE = (
+    "pairs.csv compares every two methods of a setting seed by seed, as the comparison with Adam does, over the seeds "
+    "both ran (a diverged run's E = +inf): per ordered pair (method, versus), the quartiles of log10(E_versus / "
+    "E_method) (> 0: the method's error is lower), P(E_method < E_versus) (a tie counts ½), and the two-sided "
+    "Wilcoxon signed-rank p on those log ratios (empty below {min_pairs} pairs). Each pair appears in both orders."
+)
+
+
+def pairs_table(runs: pd.DataFrame, metric: str = DEFAULT_METRIC) -> pd.DataFrame:
+    """Every ordered pair of methods within each setting, compared over their common seeds
+    (:data:`PAIRS_NOTE`); one row per setting, method and versus, :data:`PAIRS_COLUMNS`."""
+    keyed = runs.dropna(subset=[k for k in SETTING + ["method"] if k != "variant"])
+    keyed = keyed.assign(error=comparison_errors(keyed, metric))
+    rows = []
+    for key, setting in keyed.groupby(SETTING, sort=True):
+        errors = {method: seed_errors(group) for method, group in setting.groupby("method", sort=True)}
+        for method, versus in permutations(errors, 2):
+            theirs, mine = paired_errors(errors[versus], errors[method])
+            if len(mine):
+                rows.append({**dict(zip(SETTING, key)), "method": method, "versus": versus, **paired(theirs, mine)})
+    return pd.DataFrame(rows, columns=PAIRS_COLUMNS)
 
 
 def significance_lines(table: pd.DataFrame, alpha: float = ALPHA) -> list[str]:

@@ -20,7 +20,8 @@ def test_report_writes_tables_and_figures_and_prints_the_summary(study, tmp_path
     out = tmp_path / "out"
     result = report_cli(str(study), "--out", str(out), "--resamples", "200", "--no-figures")
     assert result.returncode == 0, result.stderr
-    for name in ("runs.csv", "summary.csv", "summary.md", "summary.tex", "ranks.csv", "time_to_target.csv"):
+    for name in ("runs.csv", "summary.csv", "summary.md", "summary.tex", "ranks.csv", "time_to_target.csv",
+                 "pairs.csv"):
         assert (out / name).is_file(), name
     assert not (out / "figures").exists()
     assert "13 runs: 11 completed and in the means, 1 diverged, 1 incomplete." in result.stdout

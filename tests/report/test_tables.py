@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from pinnbench.report.collect import SETTING, collect_runs
-from pinnbench.report.tables import (errors_view, paper_views, rank_table, setting_medians, significance_lines, summarize,
-                                     to_latex, to_markdown, versus_view)
+from pinnbench.report.tables import (errors_view, pairs_table, paper_views, rank_table, setting_medians,
+                                     significance_lines, summarize, to_latex, to_markdown, versus_view)
 from tests.report.conftest import write_run
 
 
@@ -262,3 +262,35 @@ def test_paper_views_without_ranks_order_methods_by_name(made_up):
     view = paper_views(made_up[1].table)["iterations"]
     assert view["method"].tolist() == ["adam: median E", "best", "config", "good", "pcgrad", "tie", "worst"]
     assert "nan" not in to_markdown(view) and "nan" not in to_latex(view)
+
+
+def test_pairs_compare_any_two_methods_as_the_summary_compares_with_adam(made_up):
+    runs, summary = made_up
+    pairs = pairs_table(runs)
+    burgers = pairs[(pairs["problem"] == "burgers") & (pairs["budget"] == "iterations")]
+    for _, versus_adam in summary.table[(summary.table["problem"] == "burgers")
+                                         & (summary.table["budget"] == "iterations")
+                                         & (summary.table["method"] != "adam")].iterrows():
+        pair = burgers[(burgers["method"] == versus_adam["method"]) & (burgers["versus"] == "adam")].iloc[0]
+        assert pair["n_pairs"] == versus_adam["n_pairs"] and pair["p_better"] == versus_adam["p_improve"]
+        for column in ("median_log10_ratio", "log10_ratio_q25", "log10_ratio_q75", "wilcoxon_p"):
+            assert pair[column] == pytest.approx(versus_adam[column], nan_ok=True), (versus_adam["method"], column)
+
+
+def test_pairs_between_two_methods_and_in_both_orders(made_up):
+    pairs = pairs_table(made_up[0])
+    burgers = pairs[(pairs["problem"] == "burgers") & (pairs["budget"] == "iterations")]
+    best = burgers[(burgers["method"] == "best") & (burgers["versus"] == "worst")].iloc[0]
+    assert best["n_pairs"] == len(ADAM) and best["median_log10_ratio"] == pytest.approx(2.0)
+    assert best["p_better"] == 1.0 and best["wilcoxon_p"] == pytest.approx(2 / 2 ** len(ADAM))
+    good = burgers[(burgers["method"] == "good") & (burgers["versus"] == "pcgrad")].iloc[0]
+    assert good["n_pairs"] == 3  # the seeds both ran: 0, 1, 2
+    assert good["median_log10_ratio"] == pytest.approx(math.log10(2))  # pcgrad / good: 5, 1/2, 2
+    assert good["p_better"] == pytest.approx(2 / 3)
+    assert np.isnan(good["wilcoxon_p"])
+    for _, pair in burgers.iterrows():
+        back = burgers[(burgers["method"] == pair["versus"]) & (burgers["versus"] == pair["method"])].iloc[0]
+        assert back["p_better"] == pytest.approx(1 - pair["p_better"])
+        assert back["median_log10_ratio"] == pytest.approx(-pair["median_log10_ratio"])
+    walltime = pairs[pairs["budget"] == "walltime"]
+    assert set(zip(walltime["method"], walltime["versus"])) == {("adam", "best"), ("best", "adam")}
