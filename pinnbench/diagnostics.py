@@ -3,7 +3,9 @@
 Given the per-loss gradients G[k, d] and the update direction u[d] that a method handed to its
 optimiser, :func:`conflict_measures` returns the pairwise cosines cos(g_i, g_j), the gradient
 norms ‖g_i‖ and the cosines cos(u, g_i). A negative cos(u, g_i) means the update increases loss i
-to first order: the update conflicts with that loss. Three numbers summarise G as a whole: the
+to first order: the update conflicts with that loss. The optimiser turns the direction into the
+step it takes (Adam's per-coordinate scaling, SOAP's rotation, momentum), so :func:`step_cosines`
+gives the same cosines for the step itself, cos(θ_t − θ_{t+1}, g_i). Three numbers summarise G as a whole: the
 alignment score (:func:`alignment_score`), and the numerical rank and condition number of G
 (:func:`numerical_rank`, :func:`condition_number`).
 """
@@ -56,13 +58,31 @@ def conflict_measures(G: Tensor, update: Tensor, names: Sequence[str]) -> dict[s
     ``alignment``, ``grad_rank``, ``grad_cond`` of G (0-d tensors)."""
     units = unit_rows(G)
     cosines = units @ units.T
-    update_cosines = units @ (update / update.norm().clamp_min(torch.finfo(update.dtype).tiny))
+    update_cosines = units @ _unit(update)
     norms = G.norm(dim=1)
     measures = {f"cos_{names[i]}_{names[j]}": cosines[i, j] for i, j in combinations(range(len(names)), 2)}
     measures.update({f"gnorm_{name}": norms[i] for i, name in enumerate(names)})
     measures.update({f"cos_update_{name}": update_cosines[i] for i, name in enumerate(names)})
     measures.update(alignment=alignment_score(G), grad_rank=numerical_rank(G), grad_cond=condition_number(G))
     return measures
+
+
+def step_cosines(G: Tensor, step: Tensor, names: Sequence[str]) -> dict[str, Tensor]:
+    """``cos_step_<a>`` = cos(step, g_a) for every loss, where ``step`` = θ_t − θ_{t+1} is the
+    optimiser's actual displacement, signed like a gradient: negative means the step taken increases
+    loss a to first order, whatever the direction it was given. The displacement is a difference of
+    parameters in their dtype; in float32 its rounding moves the cosines by up to about 1e-3."""
+    cosines = unit_rows(G) @ _unit(step)
+    return {f"cos_step_{name}": cosines[i] for i, name in enumerate(names)}
+
+
+def _unit(v: Tensor) -> Tensor:
+    return v / v.norm().clamp_min(torch.finfo(v.dtype).tiny)
+
+
+def flat_params(params: Sequence[Tensor]) -> Tensor:
+    """The parameters' values as one new flat vector."""
+    return torch.cat([p.detach().reshape(-1) for p in params])
 
 
 def flat_grad(params: Sequence[Tensor]) -> Tensor:

@@ -32,7 +32,7 @@ from tqdm import tqdm
 from pinnbench import records
 from pinnbench.allocator import keep_freed_memory
 from pinnbench.budget import Budget, Clock, cosine_with_warmup
-from pinnbench.diagnostics import conflict_measures, flat_grad
+from pinnbench.diagnostics import conflict_measures, flat_grad, flat_params, step_cosines
 from pinnbench.errors import ConfigError
 from pinnbench.finish import FinishOptions, LBFGSPhase, NoFinish
 from pinnbench.methods.base import Method, gradient_matrix
@@ -345,6 +345,7 @@ class Run:
         self.phase: LBFGSPhase | None = None
         self.losses = trainee.losses  # the losses being trained: the phase's own once it starts
         self.diagnostics_seconds = 0.0
+        self.diagnosed: tuple[Tensor, Tensor] | None = None  # G and θ of the iteration being diagnosed
 
     # --- budget and phases
     @property
@@ -371,12 +372,25 @@ class Run:
         return cosine_with_warmup(fraction, budget.warmup_fraction(), run.lr, run.final_lr)
 
     def diagnose(self) -> dict[str, Tensor]:
-        """Conflict measures of the direction the method just set (:mod:`pinnbench.diagnostics`), off the clock."""
+        """Conflict measures of the direction the method just set (:mod:`pinnbench.diagnostics`), off the
+        clock; keeps the gradients and the parameters for :meth:`diagnose_step`."""
         self.clock.pause()
         started = time.perf_counter()
         trainee = self.trainee
-        diagnosis = conflict_measures(gradient_matrix(trainee.losses.each(), trainee.params), flat_grad(trainee.params),
-                                      self.setup.loss_names)
+        self.diagnosed = gradient_matrix(trainee.losses.each(), trainee.params), flat_params(trainee.params)
+        diagnosis = conflict_measures(self.diagnosed[0], flat_grad(trainee.params), self.setup.loss_names)
+        self.diagnostics_seconds += time.perf_counter() - started
+        self.clock.start()
+        return diagnosis
+
+    def diagnose_step(self) -> dict[str, Tensor]:
+        """After the optimiser's step that followed :meth:`diagnose`: the cosines of that step with the
+        gradients :meth:`diagnose` kept (``cos_step_<a>``), off the clock."""
+        self.clock.pause()
+        started = time.perf_counter()
+        G, before = self.diagnosed
+        diagnosis = step_cosines(G, before - flat_params(self.trainee.params), self.setup.loss_names)
+        self.diagnosed = None
         self.diagnostics_seconds += time.perf_counter() - started
         self.clock.start()
         return diagnosis
@@ -523,6 +537,8 @@ def train(setup: Setup, run_dir: str | Path, on_iteration: Callable[[int], None]
             lr = run.learning_rate()
             diagnosed = conflict_every > 0 and (run.iteration + 1) % conflict_every == 0
             step_record = main_step(setup, trainee, run.iteration, lr, run.diagnose if diagnosed else None)
+            if diagnosed:
+                step_record.update(run.diagnose_step())
         run.iteration += 1
         if on_iteration is not None:
             on_iteration(run.iteration)

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from pinnbench import records
-from pinnbench.diagnostics import alignment_score, condition_number, conflict_measures, numerical_rank
+from pinnbench.diagnostics import (alignment_score, condition_number, conflict_measures, numerical_rank,
+                                   step_cosines)
 from pinnbench.train import prepare, train
 from tests.conftest import TINY, compose_config
 
@@ -25,6 +26,16 @@ def test_measures_equal_direct_cosines_and_norms():
     assert measures["alignment"] == alignment_score(G) and measures["grad_rank"] == 3
     singular = torch.linalg.svdvals(G)
     assert measures["grad_cond"] == pytest.approx((singular[0] / singular[-1]).item(), rel=1e-10)
+
+
+def test_step_cosines_are_the_cosines_of_the_step_with_each_gradient():
+    G = torch.tensor([[1.0, 0.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, -2.0]], dtype=torch.float64)
+    step = torch.tensor([2.0, 0.0, 2.0], dtype=torch.float64)  # θ_t − θ_{t+1}
+    cosines = step_cosines(G, step, ["r", "b", "i"])
+    assert set(cosines) == {"cos_step_r", "cos_step_b", "cos_step_i"}
+    assert cosines["cos_step_r"].item() == pytest.approx(2 ** -0.5, rel=1e-12)
+    assert cosines["cos_step_b"].item() == pytest.approx(0.5, rel=1e-12)
+    assert cosines["cos_step_i"].item() == pytest.approx(-(2 ** -0.5), rel=1e-12)  # this step raises loss i
 
 
 def t(*rows):
@@ -102,3 +113,22 @@ def test_config_updates_never_conflict_with_any_loss(tmp_path, n_losses):
     assert (update_cosines > 0).all().all()
     spread = update_cosines.max(axis=1) - update_cosines.min(axis=1)
     assert (spread < 1e-3).all()  # and the same cosine with each
+
+
+def test_the_step_of_plain_gradient_descent_has_the_update_cosines(tmp_path, monkeypatch):
+    """With SGD the step is −lr times the method's direction, so cos(step, g_i) = cos(update, g_i); with
+    Adam the step is scaled per coordinate and its cosines differ."""
+    def sgd(self, lr, optimizer=None):
+        return torch.optim.SGD(self.params, lr=lr)
+
+    _, adam = run(tmp_path / "adam", "method=config", "diagnostics.conflict_every=5")
+    monkeypatch.setattr("pinnbench.methods.base.Method.make_optimizer", sgd)
+    _, plain = run(tmp_path / "sgd", "method=config", "diagnostics.conflict_every=5")
+    for history in (adam, plain):
+        steps = history.filter(like="cos_step_").dropna()
+        assert list(steps.columns) == ["cos_step_residual", "cos_step_boundary", "cos_step_initial"]
+        assert len(steps) == 6 and steps.abs().le(1 + 1e-6).all().all()
+    updates = plain.filter(like="cos_update_").dropna().to_numpy()
+    assert plain.filter(like="cos_step_").dropna().to_numpy() == pytest.approx(updates, abs=1e-3)  # float32 θ
+    assert abs(adam.filter(like="cos_step_").dropna().to_numpy()
+               - adam.filter(like="cos_update_").dropna().to_numpy()).max() > 1e-2

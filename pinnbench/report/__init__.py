@@ -87,7 +87,10 @@ def markdown(report: Report, out: Path, n_resamples: int, seed: int) -> str:
     if report.conflicts is not None:
         lines += ["## Gradient conflict", "",
                   "Share of diagnosed iterations whose update has a negative cosine with some loss's gradient "
-                  "(mean, min, max over seeds):", "", report.conflicts.to_markdown(index=False, floatfmt=".3f"), ""]
+                  "(mean, min, max over seeds)" + (", and the same for the step the optimiser took, θ_t − θ_{t+1} "
+                  "(`step_conflict_fraction_*`; empty where no run of the method logs it)"
+                  if "step_conflict_fraction_mean" in report.conflicts else "") + ":", "",
+                  report.conflicts.to_markdown(index=False, floatfmt=".3f"), ""]
     lines += ["## Notes", ""] + ([f"- {n}" for n in report.notes] or ["None."]) + [""]
     figures = [f for f in report.files if f.suffix == ".png"]
     lines += ["## Figures", ""] + ([f"- [{f.stem}]({f.relative_to(out).as_posix()})" for f in figures] or ["None."])

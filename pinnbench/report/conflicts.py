@@ -3,7 +3,9 @@
 A run trained with ``diagnostics.conflict_every=N`` logs, every N iterations, the pairwise cosines
 ``cos_<a>_<b>`` of the losses' gradients and the cosines ``cos_update_<a>`` between the method's
 update and each loss's gradient. An iteration *conflicts* when its update has a negative cosine
-with some loss's gradient: to first order that step increases the loss. It also logs three numbers
+with some loss's gradient: to first order that step increases the loss. Runs recorded since the
+step was diagnosed also log ``cos_step_<a>``, the same cosines of the step the optimiser took
+(θ_t − θ_{t+1}), whose conflict is counted the same way. It also logs three numbers
 of the gradient matrix G[k, d] (:mod:`pinnbench.diagnostics`): the alignment score ``alignment``
 (2‖mean unit gradient‖² − 1), the numerical rank ``grad_rank`` and the condition number ``grad_cond``.
 """
@@ -21,12 +23,17 @@ from pinnbench.report.stats import seed_band
 from pinnbench.report.style import save
 
 
-def update_columns(history: pd.DataFrame) -> list[str]:
-    return [c for c in history.columns if c.startswith("cos_update_")]
+UPDATE, STEP = "cos_update_", "cos_step_"
+
+
+def update_columns(history: pd.DataFrame, prefix: str = UPDATE) -> list[str]:
+    """The cosines of the method's update (``prefix`` :data:`UPDATE`) or of the optimiser's step
+    (:data:`STEP`) with each loss's gradient."""
+    return [c for c in history.columns if c.startswith(prefix)]
 
 
 def pair_columns(history: pd.DataFrame) -> list[str]:
-    return [c for c in history.columns if c.startswith("cos_") and not c.startswith("cos_update_")]
+    return [c for c in history.columns if c.startswith("cos_") and not c.startswith((UPDATE, STEP))]
 
 
 ALIGNMENT, RANK, COND = "alignment", "grad_rank", "grad_cond"
@@ -44,9 +51,10 @@ def gradient_summary(history: pd.DataFrame) -> dict[str, float]:
             COND: float(cond.median()) if len(cond) else float("nan")}
 
 
-def conflict_fraction(history: pd.DataFrame) -> tuple[float, int]:
-    """(fraction of diagnosed iterations whose update conflicts with some loss, number diagnosed)."""
-    columns = update_columns(history)
+def conflict_fraction(history: pd.DataFrame, prefix: str = UPDATE) -> tuple[float, int]:
+    """(fraction of diagnosed iterations whose update, or with ``prefix`` :data:`STEP` whose step,
+    conflicts with some loss, number diagnosed)."""
+    columns = update_columns(history, prefix)
     if not columns:
         return float("nan"), 0
     rows = history[columns].dropna()
@@ -58,8 +66,12 @@ def conflict_fraction(history: pd.DataFrame) -> tuple[float, int]:
 def conflict_table(runs: pd.DataFrame, histories: dict[tuple, dict[str, list[pd.DataFrame]]]) -> pd.DataFrame:
     """Per setting and method: the conflict fraction's mean, min and max over seeds; the alignment
     score and numerical rank of G (each run's mean over its diagnosed iterations, then the mean over
-    seeds) and its condition number (each run's median, then the median over seeds)."""
+    seeds) and its condition number (each run's median, then the median over seeds). Where some run
+    logs its steps' cosines, also the step's conflict fraction (mean, min, max over the seeds that
+    log it; empty for a method none of whose runs does)."""
     rows = []
+    steps = any(conflict_fraction(h, STEP)[1] for by_method in histories.values() for frames in by_method.values()
+                for h in frames)
     for key, by_method in histories.items():
         for method, frames in by_method.items():
             diagnosed = [h for h in frames if conflict_fraction(h)[1]]
@@ -74,6 +86,10 @@ def conflict_table(runs: pd.DataFrame, histories: dict[tuple, dict[str, list[pd.
                          "alignment_mean": float(summaries[ALIGNMENT].mean()),
                          "grad_rank_mean": float(summaries[RANK].mean()),
                          "grad_cond_median": float(summaries[COND].median())})
+            if steps:
+                step = [f for f, n in (conflict_fraction(h, STEP) for h in diagnosed) if n]
+                rows[-1].update({f"step_conflict_fraction_{name}": float(f(step)) if step else float("nan")
+                                 for name, f in (("mean", np.mean), ("min", np.min), ("max", np.max))})
     return pd.DataFrame(rows)
 
 
@@ -103,9 +119,10 @@ def _log_condition(frames: list[pd.DataFrame]) -> list[pd.DataFrame]:
 
 
 def conflict_figure(title: str, by_method: dict[str, list[pd.DataFrame]], out_dir: Path, name: str) -> list[Path]:
-    """One row per method: pairwise gradient cosines, update-vs-loss cosines, and (for runs that log
-    them) the alignment score and the condition number of G, median over seeds with the interquartile
-    range as a band; the conflict fraction and the mean numerical rank of G in the titles."""
+    """One row per method: pairwise gradient cosines, update-vs-loss cosines (and step-vs-loss where
+    logged), and (for runs that log them) the alignment score and the condition number of G, median
+    over seeds with the interquartile range as a band; the conflict fractions and the mean numerical
+    rank of G in the titles."""
     methods = [m for m, frames in by_method.items() if any(update_columns(h) for h in frames)]
     if not methods:
         return []
@@ -117,11 +134,15 @@ def conflict_figure(title: str, by_method: dict[str, list[pd.DataFrame]], out_di
         for column in pair_columns(frames[0]):
             _band(row[0], frames, column, column.removeprefix("cos_").replace("_", " · ", 1))
         for column in update_columns(frames[0]):
-            _band(row[1], frames, column, column.removeprefix("cos_update_"))
+            _band(row[1], frames, column, column.removeprefix(UPDATE))
+        for column in update_columns(frames[0], STEP):
+            _band(row[1], frames, column, "step " + column.removeprefix(STEP))
         fractions = [f for f, n in map(conflict_fraction, frames) if n]
+        steps = [f for f, n in (conflict_fraction(h, STEP) for h in frames) if n]
         row[0].set_title(f"{method}: cos(g_a, g_b)", fontsize=9)
-        row[1].set_title(f"{method}: cos(update, g_a); conflicting iterations "
-                         f"{100 * np.mean(fractions):.1f} %", fontsize=9)
+        row[1].set_title(f"{method}: cos(update, g_a){', cos(step, g_a)' if steps else ''}; conflicting iterations "
+                         f"{100 * np.mean(fractions):.1f} %"
+                         + (f", of the step {100 * np.mean(steps):.1f} %" if steps else ""), fontsize=9)
         for ax in row[:2]:
             ax.legend(fontsize=7, loc="lower right")
         if spectral:

@@ -80,3 +80,31 @@ def test_runs_without_the_gradient_spectrum_leave_its_columns_empty(tmp_path):
     add_diagnostics(write_run(runs, method="config"), [(0.1, 0.1, 0.1)] * 2)
     table = build_report([runs], tmp_path / "out", figures=False).conflicts
     assert math.isnan(table.loc[0, "alignment_mean"]) and math.isnan(table.loc[0, "grad_cond_median"])
+
+
+def test_the_step_conflict_is_counted_like_the_update_conflict_where_runs_log_it(tmp_path):
+    runs = tmp_path / "runs"
+    for seed in range(2):
+        add_diagnostics(write_run(runs, method="config", seed=seed), [(0.1, 0.1, 0.1)] * 4)
+        run_dir = write_run(runs, method="adam", seed=seed)
+        add_diagnostics(run_dir, [(0.2, 0.2, 0.2)] * 4)
+        if seed == 0:  # only seed 0 of adam logs its steps: one of four conflicts
+            history = pd.read_csv(run_dir / "history.csv")
+            for k, cosines in enumerate([(0.1, 0.2, 0.3), (0.1, -0.2, 0.3), (0.4, 0.2, 0.1), (0.1, 0.1, 0.1)]):
+                index = history.index[history.iteration == 10 * (k + 1)][0]
+                history.loc[index, ["cos_step_residual", "cos_step_boundary", "cos_step_initial"]] = cosines
+            history.to_csv(run_dir / "history.csv", index=False)
+    report = build_report([runs], tmp_path / "out")
+    table = report.conflicts.set_index("method")
+    assert table.loc["adam", "conflict_fraction_mean"] == 0.0  # the step columns are not update columns
+    assert table.loc["adam", "step_conflict_fraction_mean"] == 0.25
+    assert (table.loc["adam", "step_conflict_fraction_min"], table.loc["adam", "step_conflict_fraction_max"]) == (0.25, 0.25)
+    assert math.isnan(table.loc["config", "step_conflict_fraction_mean"])
+    assert "step the optimiser took" in (tmp_path / "out" / "summary.md").read_text()
+
+
+def test_reports_of_runs_without_step_cosines_have_no_step_columns(tmp_path):
+    runs = tmp_path / "runs"
+    add_diagnostics(write_run(runs, method="adam", seed=0), [(0.2, -0.2, 0.2)] * 4)
+    table = build_report([runs], tmp_path / "out", figures=False).conflicts
+    assert not [c for c in table.columns if c.startswith("step_")]
