@@ -319,6 +319,18 @@ def test_the_optimiser_study_sweeps_twelve_trainers_over_ten_seeds_into_distinct
     assert {d for d in dirs if "+" not in d.name} <= set(experiment_run_dirs("burgers_cpu_walltime", seeds="0,7"))
 
 
+def test_the_step_supplement_of_the_optimiser_study_sweeps_its_ten_unfinished_trainers_over_three_seeds():
+    assert seed_axis("optimizers_steps_burgers_cpu") == "range(3)"
+    dirs = experiment_run_dirs("optimizers_steps_burgers_cpu", seeds="0,2")
+    assert len(dirs) == len(set(dirs)) == 10 * 2 and {d.parent.parent for d in dirs} == {Path("runs/optimizers_steps")}
+    assert {_parts(d)[1] for d in dirs} == {"adam", "adam+soap", "adam+muon", "config", "config+soap", "config+muon",
+                                            "mconfig", "upgrad", "upgrad+soap", "upgrad+muon"}
+    assert {_parts(d)[2:4] for d in dirs} == {("n3", "it3000")}
+    cfg = compose_config("+experiment/optimizers_burgers_cpu=config_soap", "+experiment=optimizers_steps_burgers_cpu",
+                         "problem.size=cpu", "n_losses=3", "budget=iterations", *TINY)
+    assert prepare(cfg).run.diagnostics.conflict_every == 10
+
+
 @pytest.mark.parametrize("cell", ["config_soap", "mconfig", "adam_lbfgs", "upgrad_muon"])
 def test_each_cell_of_the_optimiser_study_composes_to_a_valid_run(cell):
     cfg = compose_config(f"+experiment/optimizers_burgers_cpu={cell}", "+experiment=optimizers_burgers_cpu",
