@@ -12,7 +12,8 @@ from pinnbench.report import build_report
 from pinnbench.report.collect import find_run_dirs
 
 ROOT = Path(__file__).resolve().parents[1]
-STUDIES = sorted(p.parent.name for p in (ROOT / "results").glob("*/summary.csv"))
+STUDIES = sorted(p.parent.relative_to(ROOT / "results").as_posix() for p in (ROOT / "results").rglob("summary.csv")
+                 if "runs" not in p.relative_to(ROOT / "results").parts)  # a report, not a run record
 TABLES = ["runs.csv", "summary.csv", "ranks.csv", "time_to_target.csv", "pairs.csv"]
 
 
