@@ -36,7 +36,8 @@ def test_a_report_regenerates_from_its_committed_records(study, monkeypatch, tmp
     monkeypatch.chdir(ROOT)
     if not Path(f"results/{study}/runs").is_dir():
         pytest.fail(f"results/{study}/runs is missing: the report cannot be regenerated")
-    build_report([f"results/{study}/runs"], tmp_path, figures=False)
+    metric = pd.read_csv(f"results/{study}/summary.csv")["metric"].iloc[0]  # the report's --metric
+    build_report([f"results/{study}/runs"], tmp_path, figures=False, metric=metric)
     for name in TABLES:
         committed = pd.read_csv(ROOT / "results" / study / name)
         made = pd.read_csv(tmp_path / name)
