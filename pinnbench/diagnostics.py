@@ -5,9 +5,9 @@ optimiser, :func:`conflict_measures` returns the pairwise cosines cos(g_i, g_j),
 norms ‖g_i‖ and the cosines cos(u, g_i). A negative cos(u, g_i) means the update increases loss i
 to first order: the update conflicts with that loss. The optimiser turns the direction into the
 step it takes (Adam's per-coordinate scaling, SOAP's rotation, momentum), so :func:`step_cosines`
-gives the same cosines for the step itself, cos(θ_t − θ_{t+1}, g_i). Three numbers summarise G as a whole: the
-alignment score (:func:`alignment_score`), and the numerical rank and condition number of G
-(:func:`numerical_rank`, :func:`condition_number`).
+gives the same cosines for the step itself, cos(θ_t − θ_{t+1}, g_i). Three numbers summarise G as a
+whole: the alignment score (:func:`alignment_score`), and the numerical rank and condition number
+of G (:func:`numerical_rank`, :func:`condition_number`).
 """
 
 from __future__ import annotations

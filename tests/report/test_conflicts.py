@@ -98,7 +98,7 @@ def test_the_step_conflict_is_counted_like_the_update_conflict_where_runs_log_it
     table = report.conflicts.set_index("method")
     assert table.loc["adam", "conflict_fraction_mean"] == 0.0  # the step columns are not update columns
     assert table.loc["adam", "step_conflict_fraction_mean"] == 0.25
-    assert (table.loc["adam", "step_conflict_fraction_min"], table.loc["adam", "step_conflict_fraction_max"]) == (0.25, 0.25)
+    assert table.loc["adam", "step_conflict_fraction_min"] == table.loc["adam", "step_conflict_fraction_max"] == 0.25
     assert math.isnan(table.loc["config", "step_conflict_fraction_mean"])
     assert "step the optimiser took" in (tmp_path / "out" / "summary.md").read_text()
 
