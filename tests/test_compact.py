@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import torch
 
 from pinnbench import records
 from pinnbench.cli import main
@@ -34,7 +35,28 @@ def test_compact_keeps_summary_history_config_and_weights_of_finished_runs(tmp_p
     assert (kept / FIELDS_FILE).read_bytes().startswith(PNG)
     assert (kept / records.MODEL).stat().st_size < (src / "burgers-cpu" / "adam-n2-it3-seed0" /
                                                      records.CHECKPOINT).stat().st_size
-    assert compact(src, tmp_path / "kept") == [kept.relative_to(tmp_path / "kept")]  # again: replaced, same
+
+
+def test_compact_again_leaves_unchanged_records_alone_and_rewrites_changed_ones(tmp_path, capsys):
+    src, dest = tmp_path / "runs", tmp_path / "kept"
+    run = Path("burgers-cpu") / "adam-n2-it3-seed0"
+    tiny_run("burgers", src / run, "plot=false")
+    assert compact(src, dest) == [run]
+    before = {p: p.read_bytes() for p in (dest / run).rglob("*") if p.is_file()}
+    main(["compact", str(src), str(dest)])
+    assert "0 runs compacted" in (out := capsys.readouterr().out) and "1 already there unchanged" in out
+    assert {p: p.read_bytes() for p in (dest / run).rglob("*") if p.is_file()} == before  # model.pt bytes too
+    # a changed summary, or changed weights, are written again
+    (dest / run / records.SUMMARY).write_text("{}")
+    assert compact(src, dest) == [run] and records.read_summary(dest / run) == records.read_summary(src / run)
+    state = records.load_checkpoint(src / run / records.CHECKPOINT)
+    first = next(iter(state["model"]))
+    state["model"][first] = state["model"][first] + 1.0
+    records.save_checkpoint(src / run / records.CHECKPOINT, state)
+    assert compact(src, dest) == [run]
+    assert torch.equal(torch.load(dest / run / records.MODEL)[first], state["model"][first])
+    (dest / run / records.MODEL).write_bytes(b"truncated")  # unreadable: written again
+    assert compact(src, dest) == [run] and compact(src, dest) == []
 
 
 def test_compact_refuses_a_missing_source_or_a_destination_inside_it(tmp_path):
