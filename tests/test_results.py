@@ -3,6 +3,7 @@ beside it, and regenerating it from those records alone gives the committed tabl
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -37,7 +38,10 @@ def test_a_report_regenerates_from_its_committed_records(study, monkeypatch, tmp
     if not Path(f"results/{study}/runs").is_dir():
         pytest.fail(f"results/{study}/runs is missing: the report cannot be regenerated")
     metric = pd.read_csv(f"results/{study}/summary.csv")["metric"].iloc[0]  # the report's --metric
-    build_report([f"results/{study}/runs"], tmp_path, figures=False, metric=metric)
+    baseline = re.search(r"^Baseline: `([^`]+)` \(`--baseline`\)", Path(f"results/{study}/summary.md").read_text(),
+                         re.MULTILINE)  # the report's --baseline, stated in its summary.md when not Adam
+    build_report([f"results/{study}/runs"], tmp_path, figures=False, metric=metric,
+                 **({"baseline": baseline.group(1)} if baseline else {}))
     for name in TABLES:
         committed = pd.read_csv(ROOT / "results" / study / name)
         made = pd.read_csv(tmp_path / name)

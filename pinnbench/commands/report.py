@@ -10,7 +10,7 @@ def report(argv: list[str]) -> None:
     from pinnbench.report import build_report
     from pinnbench.report.collect import DEFAULT_METRIC
     from pinnbench.report.overview import IMPROVEMENT_STYLES
-    from pinnbench.report.tables import CI_SEED, N_RESAMPLES, errors_view, to_markdown, versus_view
+    from pinnbench.report.tables import BASELINE, CI_SEED, N_RESAMPLES, errors_view, to_markdown, versus_view
     from pinnbench.report.targets import parse_targets
 
     args = parser("report", "Read every run directory below RUNS_DIR (any depth) and write runs.csv, "
@@ -26,6 +26,9 @@ def report(argv: list[str]) -> None:
     args.add_argument("--improvement-style", choices=IMPROVEMENT_STYLES, default="log",
                       help="improvement figure: log (median log10(E_Adam/E) over seed pairs, default) or paper "
                            "(percent on seed means)")
+    args.add_argument("--baseline", default=BASELINE, metavar="METHOD",
+                      help="the method every other is compared with, as the runs label it (default: adam; e.g. "
+                           "adam+lbfgs for trainers that all finish with L-BFGS)")
     args.add_argument("--no-figures", action="store_true", help="tables only")
     args.add_argument("--resamples", type=int, default=N_RESAMPLES, help="bootstrap resamples for the intervals")
     args.add_argument("--ci-seed", type=int, default=CI_SEED, help="seed of the bootstrap's random generator")
@@ -35,10 +38,10 @@ def report(argv: list[str]) -> None:
 
     result = build_report(options.runs, options.out, figures=not options.no_figures, n_resamples=options.resamples,
                           seed=options.ci_seed, metric=options.metric, given_targets=parse_targets(options.target),
-                          improvement_style=options.improvement_style)
+                          improvement_style=options.improvement_style, baseline=options.baseline)
     print(f"{result.counts()}. Error metric: {result.metric}.\n")
     print(to_markdown(errors_view(result.summary)) + "\n")
-    print(to_markdown(versus_view(result.summary)))
+    print(to_markdown(versus_view(result.summary, result.baseline)))
     for note in result.notes:
         print(f"note: {note}")
     print(f"\nwrote {len(result.files)} files to {options.out} (summary.md, summary.csv, summary.tex, runs.csv, "

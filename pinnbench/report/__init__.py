@@ -18,6 +18,7 @@ from typing import Iterable
 
 import pandas as pd
 
+from pinnbench.errors import ConfigError
 from pinnbench.report import overview, tables, targets
 from pinnbench.report.collect import DEFAULT_METRIC, DIVERGED, SETTING, collect_runs, read_history
 from pinnbench.report.conflicts import conflict_table
@@ -43,6 +44,7 @@ class Report:
     pairs: pd.DataFrame = field(default_factory=pd.DataFrame)
     target_source: str = "Adam's median final E over its included seeds in the setting"
     conflicts: pd.DataFrame | None = None
+    baseline: str = tables.BASELINE
 
     def counts(self) -> str:
         """``5 runs: 3 completed and in the means, 1 diverged, 1 incomplete``."""
@@ -61,25 +63,29 @@ class Report:
 def markdown(report: Report, out: Path, n_resamples: int, seed: int) -> str:
     """summary.md: counts; seed statistics; comparisons with Adam and which are significant; ranks;
     time to target; excluded runs; conflicts; notes; figures. Each table with its formulas."""
-    summary = report.summary
+    summary, baseline, name = report.summary, report.baseline, tables.baseline_name(report.baseline)
     lines = ["# pinnbench report", "", f"Error metric E: `{report.metric}` (each run's final value; lower is "
              "better; choose another with `--metric`).", "", report.counts() + ".", "",
+             *([f"Baseline: `{baseline}` (`--baseline`), in Adam's place: where the notes, and the columns of the "
+                "CSV files (`improvement_over_adam_percent`, `speedup_vs_adam`), say Adam, they mean it.", ""]
+               if baseline != tables.BASELINE else []),
              *(["Variants (the hash that ends their run directories' names):", "",
                 *tables.variant_lines(report.runs), ""] if report.runs["variant"].ne("").any() else []),
              *_paper_section(report),
              "## Errors over seeds", "", tables.to_markdown(tables.errors_view(summary)), "",
              tables.ERRORS_NOTE.format(metric=report.metric), "",
-             "## Against Adam", "", tables.to_markdown(tables.versus_view(summary)), "",
+             f"## Against {name}", "", tables.to_markdown(tables.versus_view(summary, baseline)), "",
              tables.VERSUS_NOTE.format(level=tables.CI_LEVEL, n=n_resamples, seed=seed,
                                        min_pairs=tables.stats.MIN_WILCOXON_PAIRS), "",
-             f"Wilcoxon signed-rank test against Adam at the {tables.ALPHA:.0%} level, per setting:", "",
-             *(tables.significance_lines(summary) or ["None: no setting has a method beside Adam."]), "",
+             f"Wilcoxon signed-rank test against {name} at the {tables.ALPHA:.0%} level, per setting:", "",
+             *(tables.significance_lines(summary, baseline=baseline)
+               or [f"None: no setting has a method beside {name}."]), "",
              tables.PAIRS_NOTE.format(min_pairs=tables.stats.MIN_WILCOXON_PAIRS), ""]
     if len(report.ranks):
         lines += ["## Ranks across settings", "", tables.to_markdown(tables.ranks_view(report.ranks)), "",
                   tables.RANKS_NOTE, ""]
     if len(report.targets):
-        lines += ["## Time to target", "", tables.to_markdown(targets.target_view(report.targets)), "",
+        lines += ["## Time to target", "", tables.to_markdown(targets.target_view(report.targets, baseline)), "",
                   tables.TARGET_NOTE.format(source=report.target_source), ""]
     excluded = report.excluded()
     lines += ["## Runs not in the means", ""]
@@ -98,12 +104,13 @@ def markdown(report: Report, out: Path, n_resamples: int, seed: int) -> str:
 
 
 def _paper_section(report: Report) -> list[str]:
-    """The improvement over Adam as the paper reports it, a table per budget kind (none without a comparison)."""
+    """The improvement over the baseline as the paper reports it, a table per budget kind (none without
+    a comparison)."""
     summary = report.summary
-    if not summary.loc[summary["method"] != tables.BASELINE, "improvement_over_adam_percent"].notna().any():
+    if not summary.loc[summary["method"] != report.baseline, "improvement_over_adam_percent"].notna().any():
         return []
-    lines = ["## Improvement over Adam, as the paper reports it", ""]
-    for kind, view in tables.paper_views(summary, report.ranks).items():
+    lines = [f"## Improvement over {tables.baseline_name(report.baseline)}, as the paper reports it", ""]
+    for kind, view in tables.paper_views(summary, report.ranks, report.baseline).items():
         lines += [f"### {PANEL_TITLES.get(kind, kind).capitalize()}", "", tables.to_markdown(view), ""]
     return lines + [tables.PAPER_NOTE, ""]
 
@@ -117,14 +124,19 @@ def _histories(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 def build_report(paths: Iterable[str | os.PathLike], out: str | os.PathLike, *, figures: bool = True,
                  n_resamples: int = N_RESAMPLES, seed: int = CI_SEED, metric: str = DEFAULT_METRIC,
-                 given_targets: dict[str, float] | None = None, improvement_style: str = "log") -> Report:
-    """Read every run below ``paths`` and write the report on ``metric`` into ``out``; raises
+                 given_targets: dict[str, float] | None = None, improvement_style: str = "log",
+                 baseline: str = tables.BASELINE) -> Report:
+    """Read every run below ``paths`` and write the report on ``metric`` into ``out``, every method
+    compared with ``baseline`` (a method label, Adam by default); raises
     :class:`~pinnbench.errors.ConfigError` for a path that is missing or holds no run, a metric no
-    completed run records, or a target for a problem without runs."""
+    completed run records, a target for a problem without runs, or a ``--baseline`` no run has."""
     runs = collect_runs(paths, metric)
-    summary = summarize(runs, metric, n_resamples, seed)
+    methods = sorted(runs["method"].dropna().unique())
+    if baseline != tables.BASELINE and baseline not in methods:  # without Adam the notes say what is missing
+        raise ConfigError(f"--baseline {baseline}: no run has this method; methods: {', '.join(methods)}.")
+    summary = summarize(runs, metric, n_resamples, seed, baseline)
     histories = _histories(runs)
-    goals, target_notes = targets.setting_targets(runs, metric, given_targets or {})
+    goals, target_notes = targets.setting_targets(runs, metric, given_targets or {}, baseline)
     runs = targets.times_to_target(runs, histories, metric, goals)
     unknown = runs["run_dir"][runs["target"].notna() & runs["seconds_to_target"].isna()
                               & (runs["included"] | runs["status"].eq(DIVERGED))]
@@ -134,7 +146,10 @@ def build_report(paths: Iterable[str | os.PathLike], out: str | os.PathLike, *, 
                             f"target: {listed}.")
     medians = tables.setting_medians(runs, metric)
     report = Report(runs, summary.table, list(summary.notes) + target_notes, [], metric, tables.rank_table(medians),
-                    targets.target_table(runs, set(given_targets or {})), pairs=tables.pairs_table(runs, metric))
+                    targets.target_table(runs, set(given_targets or {}), baseline),
+                    pairs=tables.pairs_table(runs, metric), baseline=baseline)
+    if baseline != tables.BASELINE:
+        report.target_source = report.target_source.replace("Adam", baseline)
     if given_targets:
         report.target_source = (f"given per problem ({', '.join(f'{k}={v:g}' for k, v in given_targets.items())}), "
                                 "else " + report.target_source)
@@ -159,10 +174,11 @@ def build_report(paths: Iterable[str | os.PathLike], out: str | os.PathLike, *, 
 def _draw(report: Report, medians: pd.DataFrame, histories: dict[str, pd.DataFrame], out: Path,
           improvement_style: str) -> list[Path]:
     """Every figure, all with one colour per method."""
-    colors = method_colors(report.runs["method"].dropna())
-    files = overview.improvement_figure(report.summary, out, colors, improvement_style)
+    colors = method_colors(report.runs["method"].dropna(), report.baseline)
+    files = overview.improvement_figure(report.summary, out, colors, improvement_style, report.baseline)
     if not files:
-        report.notes.append("No improvement over Adam could be computed, so there is no improvement figure.")
+        report.notes.append(f"No improvement over {tables.baseline_name(report.baseline)} could be computed, so "
+                            "there is no improvement figure.")
     files += overview.profile_figure(medians, out, colors) + overview.target_figure(report.runs, out, colors)
     return files + draw_all(report.runs, out, report.notes, metric=report.metric, histories=histories, colors=colors)
 
@@ -175,7 +191,7 @@ def _write(report: Report, out: Path, n_resamples: int, seed: int) -> None:
     report.targets.to_csv(out / "time_to_target.csv", index=False)
     report.pairs.to_csv(out / "pairs.csv", index=False)
     (out / "summary.tex").write_text("\n\n".join(tables.to_latex(v) for v in (
-        *tables.paper_views(report.summary, report.ranks).values(), tables.errors_view(report.summary),
-        tables.versus_view(report.summary))) + "\n")
+        *tables.paper_views(report.summary, report.ranks, report.baseline).values(), tables.errors_view(report.summary),
+        tables.versus_view(report.summary, report.baseline))) + "\n")
     report.files += [out / n for n in names]
     (out / "summary.md").write_text(markdown(report, out, n_resamples, seed))

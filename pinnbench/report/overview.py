@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 from pinnbench.report.collect import SETTING
 from pinnbench.report.stats import performance_profile
 from pinnbench.report.style import PANEL_TITLES, save
-from pinnbench.report.tables import BASELINE, setting_label
+from pinnbench.report.tables import BASELINE, baseline_name, setting_label
 
 IMPROVEMENT_STYLES = ("log", "paper")
 
@@ -79,10 +79,10 @@ def _bars(ax, panel: pd.DataFrame, methods: list[str], colors: dict[str, str], v
 
 
 def improvement_figure(summary: pd.DataFrame, out_dir: Path, colors: dict[str, str],
-                       style: str = "log") -> list[Path]:
-    """The improvement over Adam, one panel per budget kind; nothing when no row has one."""
+                       style: str = "log", baseline: str = BASELINE) -> list[Path]:
+    """The improvement over the baseline (Adam), one panel per budget kind; nothing when no row has one."""
     value = "median_log10_ratio" if style == "log" else "improvement_over_adam_percent"
-    data = summary[(summary["method"] != BASELINE) & summary[value].notna()]
+    data, name = summary[(summary["method"] != baseline) & summary[value].notna()], baseline_name(baseline)
     if data.empty:
         return []
     kinds, methods, fig, axes = _panels(data, 3.8)
@@ -95,9 +95,9 @@ def improvement_figure(summary: pd.DataFrame, out_dir: Path, colors: dict[str, s
         if style == "log":
             ax.set_ylim(-limit, limit)
             ax.set_yticks(*factor_ticks(limit), fontsize=8)
-            ax.set_ylabel("E_Adam / E, median over seed pairs\n(whisker: interquartile range)", fontsize=9)
+            ax.set_ylabel(f"E_{name} / E, median over seed pairs\n(whisker: interquartile range)", fontsize=9)
         else:
-            ax.set_ylabel("improvement over Adam [%]\n(whisker: bootstrap 95 % interval)", fontsize=9)
+            ax.set_ylabel(f"improvement over {name} [%]\n(whisker: bootstrap 95 % interval)", fontsize=9)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside upper center", fontsize=8, ncols=min(len(methods), 6))
     return save(fig, out_dir, "improvement")

@@ -27,7 +27,7 @@ from tabulate import tabulate
 from pinnbench.report import stats
 from pinnbench.report.collect import ADAM_TIME, DEFAULT_METRIC, DIVERGED, SETTING, variant_tag
 
-BASELINE = "adam"
+BASELINE = "adam"  # the method every other is compared with, unless ``--baseline`` names another
 N_RESAMPLES, CI_SEED, CI_LEVEL = 10_000, 0, stats.CI_LEVEL
 ALPHA = 0.05
 
@@ -87,6 +87,11 @@ def _budget_text(row) -> str:
     if row["budget"] == "iterations":
         return f"{row['budget_amount']:g} it"
     return "Adam's time" if row["budget_amount"] == ADAM_TIME else f"{row['budget_amount']:g} s"
+
+
+def baseline_name(baseline: str = BASELINE) -> str:
+    """How the tables' headings and notes name the baseline: ``Adam``, or the method's label."""
+    return "Adam" if baseline == BASELINE else baseline
 
 
 def setting_label(row, short: bool = False) -> str:
@@ -149,8 +154,8 @@ def paired(theirs: np.ndarray, mine: np.ndarray) -> dict:
                 p_better=stats.prob_improvement(theirs, mine), wilcoxon_p=stats.wilcoxon_p(theirs, mine))
 
 
-def _notes(label: str, group: pd.DataFrame, adam: pd.DataFrame, row: dict) -> list[str]:
-    """Why cells of this row are empty, and what was left out."""
+def _notes(label: str, group: pd.DataFrame, adam: pd.DataFrame, row: dict, baseline: str = BASELINE) -> list[str]:
+    """Why cells of this row are empty, and what was left out (``adam``: the baseline's runs)."""
     notes = []
     kept = group[group["included"]]
     if kept["seed"].duplicated().any():
@@ -165,37 +170,39 @@ def _notes(label: str, group: pd.DataFrame, adam: pd.DataFrame, row: dict) -> li
                      "out of mean, std, median, IQM, min and max; E = +inf in pairs, ranks and profiles.")
     if row["n_seeds"] == 0 and not len(diverged):
         return notes + [f"{label}: no completed run ({row['n_excluded']} excluded); no statistics."]
-    if row["method"] == BASELINE:
+    if row["method"] == baseline:
         return notes
+    name = baseline_name(baseline)
     if not len(seed_errors(adam)):
-        return notes + [f"{label}: no completed or diverged Adam run in this setting; no comparison with Adam."]
+        return notes + [f"{label}: no completed or diverged {name} run in this setting; no comparison with {name}."]
     if not adam["included"].any():
-        notes.append(f"{label}: every Adam run diverged; no improvement on seed means, and Adam's E = +inf in the "
-                     "pairs.")
+        notes.append(f"{label}: every {name} run diverged; no improvement on seed means, and {name}'s E = +inf in "
+                     "the pairs.")
     unpaired = sorted(set(seed_errors(group).index) - set(seed_errors(adam).index))
     if unpaired:
-        notes.append(f"{label}: seed(s) {unpaired} have no finished or diverged Adam run; paired over the "
+        notes.append(f"{label}: seed(s) {unpaired} have no finished or diverged {name} run; paired over the "
                      f"{row.get('n_pairs', 0)} seed(s) both have.")
     return notes
 
 
 def summarize(runs: pd.DataFrame, metric: str = DEFAULT_METRIC, n_resamples: int = N_RESAMPLES,
-              seed: int = CI_SEED) -> Summary:
+              seed: int = CI_SEED, baseline: str = BASELINE) -> Summary:
     """Group ``runs`` (from :func:`~pinnbench.report.collect.collect_runs`) over seeds and compare
-    each method with Adam; one row per setting and method, :data:`SUMMARY_COLUMNS`."""
+    each method with the ``baseline`` (Adam); one row per setting and method, :data:`SUMMARY_COLUMNS`
+    (whose ``adam`` columns hold the comparison with the baseline)."""
     notes: list[str] = []
     keyed = runs.dropna(subset=[k for k in SETTING + ["method"] if k != "variant"])
     keyed = keyed.assign(error=comparison_errors(keyed, metric))
     rows = []
     for key, setting in keyed.groupby(SETTING, sort=True):
-        adam = setting[setting["method"] == BASELINE]
+        adam = setting[setting["method"] == baseline]
         for method, group in setting.groupby("method", sort=True):
             row = {**dict(zip(SETTING, key)), "method": method, "metric": metric, **_describe(group, metric)}
-            if method == BASELINE and row["n_seeds"]:
+            if method == baseline and row["n_seeds"]:
                 row["improvement_over_adam_percent"] = 0.0
-            elif method != BASELINE:
+            elif method != baseline:
                 row.update(versus_adam(group, adam, metric, n_resamples, seed))
-            notes += _notes(f"{setting_label(row)} {method}", group, adam, row)
+            notes += _notes(f"{setting_label(row)} {method}", group, adam, row, baseline)
             rows.append(row)
     table = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
     table[SUMMARY_COLUMNS[len(SETTING) + 2:]] = table[SUMMARY_COLUMNS[len(SETTING) + 2:]].astype(float)
@@ -228,19 +235,20 @@ def pairs_table(runs: pd.DataFrame, metric: str = DEFAULT_METRIC) -> pd.DataFram
     return pd.DataFrame(rows, columns=PAIRS_COLUMNS)
 
 
-def significance_lines(table: pd.DataFrame, alpha: float = ALPHA) -> list[str]:
-    """One line per setting: the methods better than Adam by the Wilcoxon test at level ``alpha``
-    (direction: the sign of the median log ratio), those worse, those not different, those untested."""
-    lines = []
-    for _, block in table[table["method"] != BASELINE].groupby(SETTING, sort=True):
+def significance_lines(table: pd.DataFrame, alpha: float = ALPHA, baseline: str = BASELINE) -> list[str]:
+    """One line per setting: the methods better than the baseline (Adam) by the Wilcoxon test at level
+    ``alpha`` (direction: the sign of the median log ratio), those worse, those not different, those
+    untested."""
+    lines, name = [], baseline_name(baseline)
+    for _, block in table[table["method"] != baseline].groupby(SETTING, sort=True):
         p, ratio = block["wilcoxon_p"], block["median_log10_ratio"]
-        groups = {"better than Adam": (p < alpha) & (ratio > 0), "worse than Adam": (p < alpha) & (ratio < 0),
+        groups = {f"better than {name}": (p < alpha) & (ratio > 0), f"worse than {name}": (p < alpha) & (ratio < 0),
                   "no significant difference": p.notna() & ~((p < alpha) & (ratio != 0))}
         parts = [f"{name}: " + (", ".join(f"{m} (p = {q:.3g})" for m, q in zip(block["method"][mask], p[mask]))
                                 or "none") for name, mask in groups.items()] if p.notna().any() else []
         untested = block["method"][p.isna()].tolist()
         if untested:
-            parts.append(f"not tested, fewer than {stats.MIN_WILCOXON_PAIRS} seed pairs with Adam: "
+            parts.append(f"not tested, fewer than {stats.MIN_WILCOXON_PAIRS} seed pairs with {name}: "
                          + ", ".join(untested))
         lines.append(f"- {setting_label(block.iloc[0], short=True)}: " + "; ".join(parts) + ".")
     return lines
@@ -300,14 +308,14 @@ def errors_view(table: pd.DataFrame) -> pd.DataFrame:
     return view
 
 
-def versus_view(table: pd.DataFrame) -> pd.DataFrame:
-    """The comparisons with Adam as text cells, empty where undefined."""
-    view = setting_view(table)
+def versus_view(table: pd.DataFrame, baseline: str = BASELINE) -> pd.DataFrame:
+    """The comparisons with the baseline (Adam) as text cells, empty where undefined."""
+    view, name = setting_view(table), baseline_name(baseline)
     view["n_pairs"] = [cell("{:.0f}", v) for v in table["n_pairs"]]
     view["improvement % [CI]"] = [cell("{:+.1f}", v) + cell(" [{:.0f}, {:.0f}]", lo, hi) for v, lo, hi
                                   in zip(table["improvement_over_adam_percent"], table["ci_low"], table["ci_high"])]
-    view["median log10(E_Adam/E)"] = [cell("{:+.2f} (×{:.3g})", r, 10.0 ** r) for r in table["median_log10_ratio"]]
-    view["P(E < E_Adam) [CI]"] = [cell("{:.2f}", p) + cell(" [{:.2f}, {:.2f}]", lo, hi) for p, lo, hi
+    view[f"median log10(E_{name}/E)"] = [cell("{:+.2f} (×{:.3g})", r, 10.0 ** r) for r in table["median_log10_ratio"]]
+    view[f"P(E < E_{name}) [CI]"] = [cell("{:.2f}", p) + cell(" [{:.2f}, {:.2f}]", lo, hi) for p, lo, hi
                                   in zip(table["p_improve"], table["p_improve_low"], table["p_improve_high"])]
     view["wilcoxon_p"] = [cell("{:.3g}", p) for p in table["wilcoxon_p"]]
     return view
@@ -335,9 +343,10 @@ def _seeds_better(p_improve: float, n_pairs: float) -> str:
     return f"({p_improve * n_pairs:.3g}/{n_pairs:.0f})"
 
 
-def paper_views(table: pd.DataFrame, ranks: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
-    """{budget kind: methods × settings}: improvement over Adam with the seeds better, ``+92 (3/3)``,
-    below a row of Adam's median E (:data:`PAPER_NOTE`); the methods ordered by ``ranks``."""
+def paper_views(table: pd.DataFrame, ranks: pd.DataFrame | None = None,
+                baseline: str = BASELINE) -> dict[str, pd.DataFrame]:
+    """{budget kind: methods × settings}: improvement over the baseline (Adam) with the seeds better,
+    ``+92 (3/3)``, below a row of its median E (:data:`PAPER_NOTE`); the methods ordered by ``ranks``."""
     views: dict[str, pd.DataFrame] = {}
     for kind, part in table.groupby("budget", sort=True):
         settings = part[SETTING].drop_duplicates()
@@ -346,9 +355,9 @@ def paper_views(table: pd.DataFrame, ranks: pd.DataFrame | None = None) -> dict[
         rows = {(*r[SETTING], r["method"]): r for _, r in part.iterrows()}
         order = ranks[ranks["budget"] == kind].sort_values("mean_rank", kind="stable")["method"].tolist() \
             if ranks is not None and len(ranks) else []
-        methods = [m for m in order if m != BASELINE] + sorted(set(part["method"]) - set(order) - {BASELINE})
-        lines = [{"method": f"{BASELINE}: median E",
-                  **{label: cell("{:.2e}", rows[(*key, BASELINE)]["median"]) if (*key, BASELINE) in rows else ""
+        methods = [m for m in order if m != baseline] + sorted(set(part["method"]) - set(order) - {baseline})
+        lines = [{"method": f"{baseline}: median E",
+                  **{label: cell("{:.2e}", rows[(*key, baseline)]["median"]) if (*key, baseline) in rows else ""
                      for label, key in zip(labels, keys)}}]
         for method in methods:
             line = {"method": method}

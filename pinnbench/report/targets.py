@@ -16,7 +16,7 @@ import pandas as pd
 from pinnbench.errors import ConfigError
 from pinnbench.report import stats
 from pinnbench.report.collect import SETTING
-from pinnbench.report.tables import BASELINE, cell, setting_label, setting_view
+from pinnbench.report.tables import BASELINE, baseline_name, cell, setting_label, setting_view
 
 
 TARGET_COLUMNS = [*SETTING, "method", "target", "n_runs", "n_reached", "reached", "median_iterations_to_target",
@@ -38,21 +38,22 @@ def parse_targets(items: list[str] | None) -> dict[str, float]:
     return targets
 
 
-def setting_targets(runs: pd.DataFrame, metric: str, given: dict[str, float]) -> tuple[dict[tuple, float], list[str]]:
-    """Target per setting (keyed by the :data:`SETTING` values): ``given[problem]`` or Adam's median
-    final E; with the notes on settings that have neither."""
+def setting_targets(runs: pd.DataFrame, metric: str, given: dict[str, float],
+                    baseline: str = BASELINE) -> tuple[dict[tuple, float], list[str]]:
+    """Target per setting (keyed by the :data:`SETTING` values): ``given[problem]`` or the baseline's
+    (Adam's) median final E; with the notes on settings that have neither."""
     unknown = sorted(set(given) - set(runs["problem"].dropna()))
     if unknown:
         raise ConfigError(f"--target {', '.join(unknown)}: no run of that problem; problems: "
                           f"{', '.join(sorted(runs['problem'].dropna().unique()))}.")
     keyed = runs.dropna(subset=["problem", "method", "budget"])
-    adam = keyed[keyed["included"] & keyed["method"].eq(BASELINE)].groupby(SETTING)[metric].median()
+    adam = keyed[keyed["included"] & keyed["method"].eq(baseline)].groupby(SETTING)[metric].median()
     targets, notes = {}, []
     for key, _ in keyed.groupby(SETTING, sort=True):
         setting = dict(zip(SETTING, key))
         targets[key] = given.get(setting["problem"], adam.get(key, np.nan))
         if np.isnan(targets[key]):
-            notes.append(f"{setting_label(setting)}: no target (no completed Adam run and no --target "
+            notes.append(f"{setting_label(setting)}: no target (no completed {baseline_name(baseline)} run and no --target "
                          f"{setting['problem']}=VALUE); no time to target.")
     return targets, notes
 
@@ -72,7 +73,7 @@ def times_to_target(runs: pd.DataFrame, histories: dict[str, pd.DataFrame], metr
                                   np.array(rows, dtype=float).reshape(-1, 3).T)))
 
 
-def target_table(timed: pd.DataFrame, given: Collection[str] = ()) -> pd.DataFrame:
+def target_table(timed: pd.DataFrame, given: Collection[str] = (), baseline: str = BASELINE) -> pd.DataFrame:
     """Per setting and method over its runs with a known time to target: target, n_runs, n_reached,
     reached = n_reached / n_runs, median iterations and seconds to target (never = +inf), and
     speedup_vs_adam = Adam's reference seconds / the method's median seconds to target.
@@ -82,7 +83,7 @@ def target_table(timed: pd.DataFrame, given: Collection[str] = ()) -> pd.DataFra
     not do: the target is the median, so about half of Adam's seeds end above it and never reach
     it, and with an even number of seeds that median is +inf. For a problem in ``given`` (a
     ``--target``) they are Adam's median seconds to target; the speed-up is NaN where Adam's median
-    run never reaches it."""
+    run never reaches it. ``baseline``: the method in Adam's place."""
     known = timed.dropna(subset=["seconds_to_target", "method", "budget"])
     rows = []
     for key, group in known.groupby(SETTING + ["method"], sort=True):
@@ -92,7 +93,7 @@ def target_table(timed: pd.DataFrame, given: Collection[str] = ()) -> pd.DataFra
                      "median_iterations_to_target": group["iterations_to_target"].median(),
                      "median_seconds_to_target": group["seconds_to_target"].median()})
     table = pd.DataFrame(rows, columns=TARGET_COLUMNS)
-    adam = known[known["method"] == BASELINE]
+    adam = known[known["method"] == baseline]
     to_target = adam.groupby(SETTING)["seconds_to_target"].median()
     ends = adam[adam["included"]].groupby(SETTING)["seconds"].median()
     reference = np.array([(to_target if r["problem"] in given else ends).get(tuple(r[k] for k in SETTING), np.nan)
@@ -100,17 +101,17 @@ def target_table(timed: pd.DataFrame, given: Collection[str] = ()) -> pd.DataFra
     reference[np.isinf(reference)] = np.nan
     with np.errstate(divide="ignore", invalid="ignore"):
         table["speedup_vs_adam"] = reference / table["median_seconds_to_target"].to_numpy(float)
-    default = table["method"].eq(BASELINE) & ~table["problem"].isin(list(given))
+    default = table["method"].eq(baseline) & ~table["problem"].isin(list(given))
     table.loc[default, "speedup_vs_adam"] = 1.0  # its median run ends at the target: its reference itself
     return table
 
 
-def target_view(table: pd.DataFrame) -> pd.DataFrame:
+def target_view(table: pd.DataFrame, baseline: str = BASELINE) -> pd.DataFrame:
     """The time-to-target table as text cells (``inf``: fewer than half the seeds reach the target)."""
     view = setting_view(table)
     view["target"] = [f"{t:.3e}" for t in table["target"]]
     view["reached"] = [f"{r}/{n}" for r, n in zip(table["n_reached"], table["n_runs"])]
     view["median iterations"] = [cell("{:.0f}", v) for v in table["median_iterations_to_target"]]
     view["median seconds"] = [cell("{:.2f}", v) for v in table["median_seconds_to_target"]]
-    view["speed-up vs Adam"] = [cell("{:.2f}×", v) for v in table["speedup_vs_adam"]]
+    view[f"speed-up vs {baseline_name(baseline)}"] = [cell("{:.2f}×", v) for v in table["speedup_vs_adam"]]
     return view

@@ -66,6 +66,37 @@ def test_report_of_real_runs_with_figures(tmp_path):
         assert list((out / "figures").glob(f"{name}*.pdf")), name
 
 
+def test_another_baseline_takes_adams_place_in_every_comparison(study, tmp_path):
+    from pinnbench.report import build_report
+
+    default = build_report([study], tmp_path / "default", figures=False, n_resamples=50)
+    report = build_report([study], tmp_path / "out", figures=False, n_resamples=50, baseline="config")
+    rows = report.summary.query("problem == 'burgers' and budget == 'iterations'").set_index("method")
+    adam, config = rows.loc["adam"], rows.loc["config"]
+    assert config["improvement_over_adam_percent"] == 0.0 and pd.isna(config["median_log10_ratio"])
+    assert adam["improvement_over_adam_percent"] == pytest.approx((0.02 - 0.04) / 0.02 * 100)
+    # Adam is worse on every seed pair; config's diverged seed 3 has no Adam run, so 3 pairs
+    assert adam["n_pairs"] == 3 and adam["p_improve"] == 0.0 and adam["median_log10_ratio"] < 0
+    pair = default.pairs.query("problem == 'burgers' and budget == 'iterations' and method == 'adam' "
+                               "and versus == 'config'").iloc[0]
+    assert adam["median_log10_ratio"] == pytest.approx(pair["median_log10_ratio"])
+    assert adam["wilcoxon_p"] == pytest.approx(pair["wilcoxon_p"], nan_ok=True)
+    pd.testing.assert_frame_equal(report.pairs, default.pairs)  # every pair is the same whatever the baseline
+    assert report.ranks.equals(default.ranks)
+    targets = report.targets.query("problem == 'burgers' and budget == 'iterations'").set_index("method")
+    assert targets.loc["config", "target"] == pytest.approx(0.02)  # config's median final error
+    assert targets.loc["config", "speedup_vs_adam"] == 1.0
+    md = (tmp_path / "out" / "summary.md").read_text()
+    assert "Baseline: `config` (`--baseline`)" in md and "## Against config" in md
+    assert "## Improvement over config, as the paper reports it" in md and "| config: median E" in md
+    assert "worse than config: adam" not in md  # 3 pairs: below the Wilcoxon minimum
+    assert "not tested, fewer than 5 seed pairs with config: adam" in md
+    assert "Baseline:" not in (tmp_path / "default" / "summary.md").read_text()
+    # Kovasznay has config only, so with config as baseline nothing is missing there
+    assert not any("kovasznay" in n and "no comparison" in n for n in report.notes)
+    assert any("kovasznay" in n and "no comparison with Adam" in n for n in default.notes)
+
+
 def test_metric_target_and_style_options(study, tmp_path):
     out = tmp_path / "out"
     result = report_cli(str(study), "--out", str(out), "--resamples", "50", "--metric", "mse_u",
@@ -86,6 +117,7 @@ def test_metric_target_and_style_options(study, tmp_path):
     (("--metric", "seconds"), "--metric seconds: not an error metric"),
     (("--target", "heat=1e-3"), "--target heat: no run of that problem; problems: burgers, kovasznay."),
     (("--target", "burgers"), "--target burgers: expected PROBLEM=VALUE"),
+    (("--baseline", "adam+lbfgs"), "--baseline adam+lbfgs: no run has this method; methods: adam, config, mconfig."),
 ])
 def test_a_bad_metric_or_target_is_a_one_line_error(study, tmp_path, capsys, args, message):
     from pinnbench.cli import main
