@@ -70,27 +70,27 @@ def conflict_table(runs: pd.DataFrame, histories: dict[tuple, dict[str, list[pd.
     logs its steps' cosines, also the step's conflict fraction (mean, min, max over the seeds that
     log it; empty for a method none of whose runs does)."""
     rows = []
-    steps = any(conflict_fraction(h, STEP)[1] for by_method in histories.values() for frames in by_method.values()
-                for h in frames)
     for key, by_method in histories.items():
         for method, frames in by_method.items():
-            diagnosed = [h for h in frames if conflict_fraction(h)[1]]
+            measured = [(conflict_fraction(h), conflict_fraction(h, STEP), h) for h in frames]
+            diagnosed = [(update[0], step, h) for update, step, h in measured if update[1]]
             if not diagnosed:
                 continue
-            fractions = [conflict_fraction(h)[0] for h in diagnosed]
-            summaries = pd.DataFrame([gradient_summary(h) for h in diagnosed])
+            fractions = [f for f, _, _ in diagnosed]
+            summaries = pd.DataFrame([gradient_summary(h) for _, _, h in diagnosed])
+            step = [f for _, (f, n), _ in diagnosed if n]
             rows.append({**dict(zip(SETTING, key)), "method": method, "n_seeds": len(fractions),
                          "conflict_fraction_mean": float(np.mean(fractions)),
                          "conflict_fraction_min": float(np.min(fractions)),
                          "conflict_fraction_max": float(np.max(fractions)),
                          "alignment_mean": float(summaries[ALIGNMENT].mean()),
                          "grad_rank_mean": float(summaries[RANK].mean()),
-                         "grad_cond_median": float(summaries[COND].median())})
-            if steps:
-                step = [f for f, n in (conflict_fraction(h, STEP) for h in diagnosed) if n]
-                rows[-1].update({f"step_conflict_fraction_{name}": float(f(step)) if step else float("nan")
-                                 for name, f in (("mean", np.mean), ("min", np.min), ("max", np.max))})
-    return pd.DataFrame(rows)
+                         "grad_cond_median": float(summaries[COND].median()),
+                         **{f"step_conflict_fraction_{name}": float(f(step)) if step else float("nan")
+                            for name, f in (("mean", np.mean), ("min", np.min), ("max", np.max))}})
+    table = pd.DataFrame(rows)
+    step_columns = [c for c in table.columns if c.startswith("step_conflict_fraction_")]
+    return table if table[step_columns].notna().any(axis=None) else table.drop(columns=step_columns)
 
 
 def _band(ax, frames: list[pd.DataFrame], column: str, label: str) -> None:
