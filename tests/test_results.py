@@ -15,7 +15,8 @@ from pinnbench.report.collect import find_run_dirs
 ROOT = Path(__file__).resolve().parents[1]
 STUDIES = sorted(p.parent.relative_to(ROOT / "results").as_posix() for p in (ROOT / "results").rglob("summary.csv")
                  if "runs" not in p.relative_to(ROOT / "results").parts)  # a report, not a run record
-TABLES = ["runs.csv", "summary.csv", "ranks.csv", "time_to_target.csv", "pairs.csv", "conflicts.csv"]
+TABLES = ["runs.csv", "summary.csv", "ranks.csv", "time_to_target.csv", "pairs.csv", "conflicts.csv", "weights.csv"]
+OPTIONAL = {"conflicts.csv": "log conflict diagnostics", "weights.csv": "weight the losses"}  # only where runs do
 
 
 def test_there_are_committed_studies():
@@ -43,9 +44,9 @@ def test_a_report_regenerates_from_its_committed_records(study, monkeypatch, tmp
     build_report([f"results/{study}/runs"], tmp_path, figures=False, metric=metric,
                  **({"baseline": baseline.group(1)} if baseline else {}))
     for name in TABLES:
-        if name == "conflicts.csv" and not (ROOT / "results" / study / name).is_file():
-            assert not (tmp_path / name).is_file(), f"results/{study}: the records log conflict, no conflicts.csv"
-            continue  # no run of the study logs conflict diagnostics
+        if name in OPTIONAL and not (ROOT / "results" / study / name).is_file():
+            assert not (tmp_path / name).is_file(), f"results/{study}: its runs {OPTIONAL[name]}, but no {name}"
+            continue
         committed = pd.read_csv(ROOT / "results" / study / name)
         made = pd.read_csv(tmp_path / name)
         pd.testing.assert_frame_equal(made, committed, check_exact=False, rtol=1e-9, obj=f"results/{study}/{name}")

@@ -45,4 +45,5 @@ def report(argv: list[str]) -> None:
     for note in result.notes:
         print(f"note: {note}")
     print(f"\nwrote {len(result.files)} files to {options.out} (summary.md, summary.csv, summary.tex, runs.csv, "
-          f"ranks.csv, time_to_target.csv, pairs.csv{', figures/' if not options.no_figures else ''})")
+          f"ranks.csv, time_to_target.csv, pairs.csv{', conflicts.csv' if result.conflicts is not None else ''}"
+          f"{', weights.csv' if result.weights is not None else ''}{', figures/' if not options.no_figures else ''})")

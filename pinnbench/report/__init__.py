@@ -6,7 +6,9 @@
 settings and over time, :mod:`pinnbench.report.figures` and :mod:`pinnbench.report.overview` draw;
 :func:`build_report` does all of it for one error metric and writes ``runs.csv``, ``summary.csv``,
 ``summary.md``, ``summary.tex``, ``ranks.csv``, ``time_to_target.csv``, ``pairs.csv`` (every two
-methods seed by seed) and ``figures/``.
+methods seed by seed), ``conflicts.csv`` (:mod:`pinnbench.report.conflicts`, where runs log conflict
+diagnostics), ``weights.csv`` (:mod:`pinnbench.report.weights`, where methods weight the losses) and
+``figures/``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Iterable
 import pandas as pd
 
 from pinnbench.errors import ConfigError
-from pinnbench.report import overview, tables, targets
+from pinnbench.report import overview, tables, targets, weights
 from pinnbench.report.collect import DEFAULT_METRIC, DIVERGED, SETTING, collect_runs, read_history
 from pinnbench.report.conflicts import conflict_table
 from pinnbench.report.figures import by_method, draw_all
@@ -44,6 +46,7 @@ class Report:
     pairs: pd.DataFrame = field(default_factory=pd.DataFrame)
     target_source: str = "Adam's median final E over its included seeds in the setting"
     conflicts: pd.DataFrame | None = None
+    weights: pd.DataFrame | None = None
     baseline: str = tables.BASELINE
 
     def counts(self) -> str:
@@ -97,10 +100,18 @@ def markdown(report: Report, out: Path, n_resamples: int, seed: int) -> str:
                   "(`step_conflict_fraction_*`; empty where no run of the method logs it)"
                   if "step_conflict_fraction_mean" in report.conflicts else "") + ":", "",
                   report.conflicts.to_markdown(index=False, floatfmt=".3f"), ""]
+    if report.weights is not None:
+        lines += ["## Loss weights", "", weights.NOTE, "",
+                  tables.to_markdown(pd.concat([tables.setting_view(report.weights), report.weights[
+                      ["loss", "n_seeds", "final_median", "final_min", "final_max"]].map(_number)], axis=1)), ""]
     lines += ["## Notes", ""] + ([f"- {n}" for n in report.notes] or ["None."]) + [""]
     figures = [f for f in report.files if f.suffix == ".png"]
     lines += ["## Figures", ""] + ([f"- [{f.stem}]({f.relative_to(out).as_posix()})" for f in figures] or ["None."])
     return "\n".join(lines) + "\n"
+
+
+def _number(value) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
 def _paper_section(report: Report) -> list[str]:
@@ -161,12 +172,16 @@ def build_report(paths: Iterable[str | os.PathLike], out: str | os.PathLike, *, 
     out.mkdir(parents=True, exist_ok=True)
     if figures:
         report.files += _draw(report, medians, histories, out / "figures", improvement_style)
-    conflicts = conflict_table(runs, {key: by_method(group, histories) for key, group
-                                      in runs[runs["included"]].groupby(SETTING)})
+    grouped = {key: by_method(group, histories) for key, group in runs[runs["included"]].groupby(SETTING)}
+    conflicts, weighted = conflict_table(runs, grouped), weights.weight_table(grouped)
     if len(conflicts):
         conflicts.to_csv(out / "conflicts.csv", index=False)
         report.files.append(out / "conflicts.csv")
         report.conflicts = conflicts
+    if len(weighted):
+        weighted.to_csv(out / "weights.csv", index=False)
+        report.files.append(out / "weights.csv")
+        report.weights = weighted
     _write(report, out, n_resamples, seed)
     return report
 
