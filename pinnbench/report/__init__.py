@@ -64,8 +64,9 @@ class Report:
 
 
 def markdown(report: Report, out: Path, n_resamples: int, seed: int) -> str:
-    """summary.md: counts; seed statistics; comparisons with Adam and which are significant; ranks;
-    time to target; excluded runs; conflicts; notes; figures. Each table with its formulas."""
+    """summary.md: counts; seed statistics; comparisons with the baseline (Adam) and which are
+    significant; ranks; time to target; excluded runs; conflicts; loss weights; notes; figures. Each
+    table with its formulas."""
     summary, baseline, name = report.summary, report.baseline, tables.baseline_name(report.baseline)
     lines = ["# pinnbench report", "", f"Error metric E: `{report.metric}` (each run's final value; lower is "
              "better; choose another with `--metric`).", "", report.counts() + ".", "",
@@ -174,16 +175,21 @@ def build_report(paths: Iterable[str | os.PathLike], out: str | os.PathLike, *, 
         report.files += _draw(report, medians, histories, out / "figures", improvement_style)
     grouped = {key: by_method(group, histories) for key, group in runs[runs["included"]].groupby(SETTING)}
     conflicts, weighted = conflict_table(runs, grouped), weights.weight_table(grouped)
-    if len(conflicts):
-        conflicts.to_csv(out / "conflicts.csv", index=False)
-        report.files.append(out / "conflicts.csv")
-        report.conflicts = conflicts
-    if len(weighted):
-        weighted.to_csv(out / "weights.csv", index=False)
-        report.files.append(out / "weights.csv")
-        report.weights = weighted
+    report.conflicts, report.weights = _table(conflicts, out / "conflicts.csv"), _table(weighted, out / "weights.csv")
+    report.files += [out / n for n, t in (("conflicts.csv", report.conflicts), ("weights.csv", report.weights))
+                     if t is not None]
     _write(report, out, n_resamples, seed)
     return report
+
+
+def _table(table: pd.DataFrame, path: Path) -> pd.DataFrame | None:
+    """Write ``table`` to ``path`` when it has rows (and return it); else remove a ``path`` left by an
+    earlier report into the same directory (and return None)."""
+    if not len(table):
+        path.unlink(missing_ok=True)
+        return None
+    table.to_csv(path, index=False)
+    return table
 
 
 def _draw(report: Report, medians: pd.DataFrame, histories: dict[str, pd.DataFrame], out: Path,

@@ -46,6 +46,8 @@ def test_report_tabulates_the_final_weights_of_weighting_methods_only(tmp_path):
 def test_no_weights_table_without_weighting_methods(tmp_path):
     runs = tmp_path / "runs"
     write_run(runs, method="config")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "weights.csv").write_text("left by an earlier report\n")
     report = build_report([runs], tmp_path / "out", figures=False, n_resamples=20)
     assert report.weights is None and not (tmp_path / "out" / "weights.csv").exists()
     assert "## Loss weights" not in (tmp_path / "out" / "summary.md").read_text()
