@@ -44,7 +44,7 @@ class Report:
     ranks: pd.DataFrame = field(default_factory=pd.DataFrame)
     targets: pd.DataFrame = field(default_factory=pd.DataFrame)
     pairs: pd.DataFrame = field(default_factory=pd.DataFrame)
-    target_source: str = "Adam's median final E over its included seeds in the setting"
+    target_source: str = ""  # where the time-to-target targets come from, in words
     conflicts: pd.DataFrame | None = None
     weights: pd.DataFrame | None = None
     baseline: str = tables.BASELINE
@@ -103,16 +103,11 @@ def markdown(report: Report, out: Path, n_resamples: int, seed: int) -> str:
                   report.conflicts.to_markdown(index=False, floatfmt=".3f"), ""]
     if report.weights is not None:
         lines += ["## Loss weights", "", weights.NOTE, "",
-                  tables.to_markdown(pd.concat([tables.setting_view(report.weights), report.weights[
-                      ["loss", "n_seeds", "final_median", "final_min", "final_max"]].map(_number)], axis=1)), ""]
+                  tables.to_markdown(weights.weights_view(report.weights)), ""]
     lines += ["## Notes", ""] + ([f"- {n}" for n in report.notes] or ["None."]) + [""]
     figures = [f for f in report.files if f.suffix == ".png"]
     lines += ["## Figures", ""] + ([f"- [{f.stem}]({f.relative_to(out).as_posix()})" for f in figures] or ["None."])
     return "\n".join(lines) + "\n"
-
-
-def _number(value) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
 def _paper_section(report: Report) -> list[str]:
@@ -159,9 +154,9 @@ def build_report(paths: Iterable[str | os.PathLike], out: str | os.PathLike, *, 
     medians = tables.setting_medians(runs, metric)
     report = Report(runs, summary.table, list(summary.notes) + target_notes, [], metric, tables.rank_table(medians),
                     targets.target_table(runs, set(given_targets or {}), baseline),
-                    pairs=tables.pairs_table(runs, metric), baseline=baseline)
-    if baseline != tables.BASELINE:
-        report.target_source = report.target_source.replace("Adam", baseline)
+                    pairs=tables.pairs_table(runs, metric), baseline=baseline,
+                    target_source=f"{tables.baseline_name(baseline)}'s median final E over its included seeds in "
+                                  "the setting")
     if given_targets:
         report.target_source = (f"given per problem ({', '.join(f'{k}={v:g}' for k, v in given_targets.items())}), "
                                 "else " + report.target_source)

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from pinnbench.report.collect import SETTING
+from pinnbench.report.tables import cell, setting_view
 
 PREFIX = "weight_"
 COLUMNS = [*SETTING, "method", "loss", "n_seeds", "final_median", "final_min", "final_max"]
@@ -49,3 +50,13 @@ def weight_table(histories: dict[tuple, dict[str, list[pd.DataFrame]]]) -> pd.Da
                 rows.append({**dict(zip(SETTING, key)), "method": method, "loss": loss, "n_seeds": len(seeds),
                              "final_median": seeds.median(), "final_min": seeds.min(), "final_max": seeds.max()})
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def weights_view(table: pd.DataFrame) -> pd.DataFrame:
+    """The weights table as text cells (three significant digits)."""
+    view = setting_view(table)
+    view["loss"] = table["loss"]
+    view["n_seeds"] = table["n_seeds"].map("{:.0f}".format)
+    for column in ("final_median", "final_min", "final_max"):
+        view[column] = [cell("{:.3g}", v) for v in table[column]]
+    return view
