@@ -6,7 +6,8 @@ plane z = 0 at t = 1 for Beltrami). One row per field (and per derived field suc
 prediction, reference (same colour scale), |prediction − reference|.
 
 A run directory is enough to redraw: ``.hydra/config.yaml`` rebuilds the problem and the network,
-``checkpoint.pt`` holds the weights (:func:`load_run`).
+``checkpoint.pt`` (or ``model.pt``) holds the weights (:func:`load_run`); so is a packed run whose
+weights its part keeps (:mod:`pinnbench.packed`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import torch
 from matplotlib.figure import Figure
 from omegaconf import OmegaConf
 
-from pinnbench import records
+from pinnbench import packed, records
 from pinnbench.errors import ConfigError
 from pinnbench.network import MLP
 from problems.base import Problem
@@ -28,27 +29,44 @@ FIELDS_FILE = "fields.png"
 
 
 def load_run(run_dir: str | Path) -> tuple[Problem, MLP]:
-    """The problem (on the CPU) and the trained network of a run directory."""
-    from pinnbench.settings import DTYPES, run_options, typed_options
-
+    """The problem (on the CPU) and the trained network of a run directory, or of a packed run."""
     run_dir = Path(run_dir)
+    found = packed.locate(run_dir)
+    if found:
+        return _rebuild(found.packed.text(found.run, "config"), _packed_weights(run_dir, found))
     config_path, checkpoint_path = run_dir / ".hydra" / "config.yaml", run_dir / records.CHECKPOINT
     if not config_path.is_file():
         raise ConfigError(f"{run_dir} is not a run directory: it has no .hydra/config.yaml.")
     weights_path = run_dir / records.MODEL  # compact records keep the weights alone
     if not checkpoint_path.is_file() and not weights_path.is_file():
         raise ConfigError(f"{run_dir} has no {records.CHECKPOINT} (nor {records.MODEL}) yet: nothing trained to draw.")
-    cfg = OmegaConf.load(config_path)
+    weights = records.load_checkpoint(checkpoint_path)["model"] if checkpoint_path.is_file() else \
+        records.load_checkpoint(weights_path)
+    return _rebuild(config_path.read_text(), weights)
+
+
+def _packed_weights(run_dir: Path, found: packed.Located) -> dict:
+    weights = found.packed.weights(found.run)
+    if weights is None:
+        raise ConfigError(f"{run_dir}: its packed records keep no weights (a part keeps those of the runs its report "
+                          f"draws, see docs/records.md); nothing to draw.")
+    return weights
+
+
+def _rebuild(config_text: str | None, weights: dict) -> tuple[Problem, MLP]:
+    """The problem (on the CPU) and the network of a run's configuration, with ``weights`` loaded."""
+    from pinnbench.settings import DTYPES, run_options, typed_options
+
+    if config_text is None:
+        raise ConfigError("the run records no .hydra/config.yaml: its problem cannot be rebuilt.")
+    cfg = OmegaConf.create(config_text)
     cfg.device = "cpu"
     run = run_options(cfg)
     problem_cls, problem_options = typed_options("problem", run.problem)
     dtype = DTYPES[run.dtype]
     problem: Problem = problem_cls(problem_options, device="cpu", dtype=dtype)
     model = MLP(problem.input_dim, problem.output_dim, problem.size.width, problem.size.hidden_layers).to(dtype)
-    if checkpoint_path.is_file():
-        model.load_state_dict(records.load_checkpoint(checkpoint_path)["model"])
-    else:
-        model.load_state_dict(records.load_checkpoint(weights_path))
+    model.load_state_dict(weights)
     return problem, model.eval()
 
 
@@ -94,7 +112,7 @@ def draw(problem: Problem, model: torch.nn.Module, out_path: str | Path, title: 
 
 
 def _title(run_dir: Path, problem: Problem) -> str:
-    summary = records.read_summary(run_dir) or {}
+    summary = packed.read_summary(run_dir) or {}
     parts = [problem.name, summary.get("method"), summary.get("n_losses") and f"{summary['n_losses']} losses",
              summary.get("iterations") and f"{summary['iterations']} iterations",
              summary.get("test_mse") is not None and f"test MSE {summary['test_mse']:.2e}"]
@@ -102,10 +120,13 @@ def _title(run_dir: Path, problem: Problem) -> str:
 
 
 def plot_run(run_dir: str | Path, out_path: str | Path | None = None) -> Path:
-    """Draw the fields of the run in ``run_dir`` into ``out_path`` (default ``run_dir/fields.png``)."""
+    """Draw the fields of the run in ``run_dir`` into ``out_path`` (default ``run_dir/fields.png``; for a
+    packed run, which has no directory, ``<run name>-fields.png`` in the working directory)."""
     run_dir = Path(run_dir)
     problem, model = load_run(run_dir)
-    return draw(problem, model, out_path or run_dir / FIELDS_FILE, _title(run_dir, problem))
+    if out_path is None:
+        out_path = Path(f"{run_dir.name}-{FIELDS_FILE}") if packed.locate(run_dir) else run_dir / FIELDS_FILE
+    return draw(problem, model, out_path, _title(run_dir, problem))
 
 
 def plot_after_training(problem: Problem, model: torch.nn.Module, run_dir: str | Path) -> Path | None:

@@ -1,7 +1,8 @@
 """Read run directories into one tidy table: one row per run.
 
 A run directory is any directory holding ``.hydra/``, ``summary.json`` or ``history.csv`` (see
-:mod:`pinnbench.records`). The setting (problem, method, losses, seed, budget) comes from
+:mod:`pinnbench.records`); a directory of packed records (:mod:`pinnbench.packed`) holds its runs
+under the paths their directories had. The setting (problem, method, losses, seed, budget) comes from
 ``summary.json`` when the run finished, otherwise from ``.hydra/config.yaml``; a directory with
 no summary is an *incomplete* run (interrupted, still running, or half-written). Every run found
 gets a row; only completed runs with a finite value of the chosen error metric (``test_mse`` by
@@ -20,7 +21,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
-from pinnbench import records
+from pinnbench import packed, records
 from pinnbench.naming import extra_overrides, trainer_label
 from pinnbench.settings import typed_options
 from pinnbench.errors import ConfigError
@@ -59,8 +60,9 @@ def is_run_dir(path: Path) -> bool:
 
 
 def find_run_dirs(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Every run directory at or below ``paths`` (any depth), sorted; a run's own subdirectories
-    are not searched. Raises :class:`ConfigError` for a path that is missing or holds no run."""
+    """Every run directory at or below ``paths`` (any depth), and every packed run there under the
+    path its directory had, sorted; a run's own subdirectories are not searched. Raises
+    :class:`ConfigError` for a path that is missing or holds no run."""
     found: list[Path] = []
     for given in paths:
         root = Path(given)
@@ -69,6 +71,8 @@ def find_run_dirs(paths: Iterable[str | os.PathLike]) -> list[Path]:
         before = len(found)
         for here, dirs, _ in os.walk(root):
             here_path = Path(here)
+            if packed.is_packed(here_path):
+                found += packed.packed_runs(here_path)
             if is_run_dir(here_path):
                 found.append(here_path)
                 dirs.clear()
@@ -76,7 +80,7 @@ def find_run_dirs(paths: Iterable[str | os.PathLike]) -> list[Path]:
                 dirs[:] = sorted(d for d in dirs if d != ".hydra")
         if len(found) == before:
             raise ConfigError(f"{given} holds no run directory (none with .hydra/, {records.SUMMARY} "
-                              f"or {records.HISTORY}).")
+                              f"or {records.HISTORY}) and no packed records.")
     return sorted(set(found))
 
 
@@ -118,9 +122,9 @@ def method_label(method_node: dict[str, Any], overrides: list[str], optimizer: s
 def _from_config(run_dir: Path) -> dict[str, Any]:
     """Setting keys from ``.hydra/config.yaml`` and ``.hydra/overrides.yaml`` (empty if absent)."""
     row: dict[str, Any] = {}
-    config_path = run_dir / ".hydra" / "config.yaml"
-    if config_path.is_file():
-        cfg = OmegaConf.to_container(OmegaConf.load(config_path), resolve=False)
+    config_text, overrides_text = packed.read_text(run_dir, "config"), packed.read_text(run_dir, "overrides")
+    if config_text is not None:
+        cfg = OmegaConf.to_container(OmegaConf.create(config_text), resolve=False)
         problem, method, budget = cfg.get("problem") or {}, cfg.get("method") or {}, cfg.get("budget") or {}
         size = problem.get("size")
         amount = (ADAM_TIME if budget.get("seconds") == "adam" else budget.get("seconds")) \
@@ -128,10 +132,9 @@ def _from_config(run_dir: Path) -> dict[str, Any]:
             budget.get("iterations") or (problem.get("sizes") or {}).get(size, {}).get("iterations"))
         row.update(problem=problem.get("name"), size=size, method=method.get("name"), n_losses=cfg.get("n_losses"),
                    seed=cfg.get("seed"), budget=budget.get("kind"), budget_amount=amount, device=cfg.get("device"))
-    overrides_path = run_dir / ".hydra" / "overrides.yaml"
-    overrides = [str(o) for o in OmegaConf.load(overrides_path)] if overrides_path.is_file() else []
+    overrides = [str(o) for o in OmegaConf.create(overrides_text)] if overrides_text is not None else []
     row["variant"] = variant(overrides)
-    if config_path.is_file() and method:
+    if config_text is not None and method:
         row["method"] = method_label(method, overrides, (cfg.get("optimizer") or {}).get("name"),
                                      (cfg.get("finish") or {}).get("name"))
     return row
@@ -158,7 +161,7 @@ def read_run(run_dir: str | os.PathLike) -> dict[str, Any]:
     last = _last_history_row(run_dir)
     errors = last.pop("errors", {})
     try:
-        summary = records.read_summary(run_dir)
+        summary = packed.read_summary(run_dir)
     except (records.CorruptRecord, json.JSONDecodeError, UnicodeDecodeError) as exc:
         row.update(status=UNREADABLE, note=str(exc), **last)
         return row
@@ -224,7 +227,10 @@ def check_metric(runs: pd.DataFrame, metric: str) -> None:
 
 
 def read_history(run_dir: str | os.PathLike) -> pd.DataFrame | None:
-    """A run's history.csv, or None when it has none or it cannot be parsed."""
+    """A run's history.csv (or its packed history), or None when it has none or it cannot be parsed."""
+    found = packed.locate(run_dir)
+    if found:
+        return found.packed.history(found.run)
     path = Path(run_dir) / records.HISTORY
     try:
         return pd.read_csv(path) if path.is_file() else None
