@@ -12,7 +12,8 @@ A *packed directory* (a study's ``runs/``) holds parts, each written once and ne
 Packing more runs into the directory adds the next part (``part-0001-…``): earlier files are never
 touched, so a study committed over several days adds only its new runs to a repository's history.
 A reader takes the union of the parts; a run found in two parts, or both packed and as a run
-directory, is an error. Runs are addressed as if they were directories: ``<packed dir>/<run>``, the
+directory, is an error, except a run packed as ``failed`` and packed again in a later part (a sweep
+tried it again): the later record replaces it. Runs are addressed as if they were directories: ``<packed dir>/<run>``, the
 path their run directory had, so reports name them as before (:func:`locate`).
 
 History rows can be thinned (``thin``): every row where an error or a gradient diagnostic is
@@ -183,6 +184,8 @@ def _open(root: Path, stamp: tuple) -> Packed:
             raise records.CorruptRecord(f"{path} cannot be read ({type(exc).__name__}); restore it from git.") from None
         frames.append(frame.assign(part=number))
     summaries = pd.concat(frames, ignore_index=True)
+    retried = summaries[RUN].duplicated(keep="last") & summaries["summary"].map(_failed)
+    summaries = summaries[~retried]  # a failed run that a later part holds again: the retry replaces it
     twice = summaries[summaries[RUN].duplicated(keep=False)]
     if len(twice):
         run = twice[RUN].iloc[0]
@@ -190,6 +193,10 @@ def _open(root: Path, stamp: tuple) -> Packed:
         raise ConfigError(f"{root}: run {run} is packed more than once ({parts}); a run belongs to one part: "
                           f"remove one of them.")
     return Packed(root, summaries.set_index(RUN, drop=False))
+
+
+def _failed(summary_text: Any) -> bool:
+    return isinstance(summary_text, str) and json.loads(summary_text).get("status") == "failed"
 
 
 def open_packed(directory: str | os.PathLike) -> Packed:
@@ -387,7 +394,11 @@ def pack(src: str | os.PathLike, dest: str | os.PathLike, *, match: Sequence[str
     new, unchanged = [], []
     for run in (r.as_posix() for r in finished_runs(src, match)):
         if existing is not None and run in existing:
-            if existing.text(run, "summary") != (src / run / records.SUMMARY).read_text():
+            now = (src / run / records.SUMMARY).read_text()
+            if _failed(existing.text(run, "summary")) and now != existing.text(run, "summary"):
+                new.append(run)  # a failed run, tried again: the new part replaces it
+                continue
+            if existing.text(run, "summary") != now:
                 part = part_path(dest, int(existing.summaries.at[run, "part"]), "summaries").name
                 raise ConfigError(f"{src / run}: already packed in {dest / part} with another summary; parts are "
                                   f"never rewritten: pack the study into a new directory to replace a run.")

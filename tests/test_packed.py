@@ -146,6 +146,16 @@ def test_a_new_part_is_added_without_touching_earlier_files(sweep, tmp_path, cap
     records.write_json(src / second[0] / records.SUMMARY, {**summary, "note": "changed"})
     with pytest.raises(ConfigError, match="already packed in .*part-0001-summaries.parquet"):
         packed.pack(src, dest)
+    # but a run packed as failed and tried again is packed again, and its new record replaces the old
+    records.write_json(src / second[0] / records.SUMMARY, summary)
+    failed = src / first[0] / records.SUMMARY
+    records.write_json(failed, {**records.read_summary(src / first[0]), "status": "failed"})
+    retried = tmp_path / "retried"
+    packed.pack(src, retried, match=[first[0]])
+    records.write_json(failed, records.read_summary(sweep / first[0]))
+    assert packed.pack(src, retried).packed == run_names(sweep)
+    assert packed.read_summary(retried / first[0]) == records.read_summary(sweep / first[0])
+    assert len(packed.open_packed(retried).runs()) == 4
 
 
 def test_a_run_found_twice_is_an_error(sweep, tmp_path):

@@ -1,29 +1,35 @@
 """The committed studies in ``results/``: every report is made from run records that are committed
-beside it, and regenerating it from those records alone gives the committed tables."""
+beside it (run directories, or packed records: docs/records.md), regenerating it from those records
+alone gives the committed tables, and a packed study stays within its size budget."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from pinnbench.report import build_report
+from pinnbench import packed
 from pinnbench.report.collect import find_run_dirs
+from pinnbench.report.committed import differences
 
 ROOT = Path(__file__).resolve().parents[1]
-STUDIES = sorted(p.parent.relative_to(ROOT / "results").as_posix() for p in (ROOT / "results").rglob("summary.csv")
-                 if "runs" not in p.relative_to(ROOT / "results").parts)  # a report, not a run record
-TABLES = ["runs.csv", "summary.csv", "ranks.csv", "time_to_target.csv", "pairs.csv", "conflicts.csv", "weights.csv"]
-OPTIONAL = {"conflicts.csv": "log conflict diagnostics", "weights.csv": "weight the losses"}  # only where runs do
+RESULTS = ROOT / "results"
+REPORTS = sorted(p.parent.relative_to(RESULTS).as_posix() for p in RESULTS.rglob("summary.csv")
+                 if "runs" not in p.relative_to(RESULTS).parts)  # a report, not a run record
+STUDIES = sorted(p.name for p in RESULTS.iterdir() if p.is_dir())
+KIB_PER_RUN = 20
+"""Budget of a packed study: on average at most this many KiB per run, everything in its directory
+counted (records, tables, README)."""
+RESULTS_MIB = 40
+"""Budget of ``results/`` once every study is packed."""
 
 
 def test_there_are_committed_studies():
-    assert STUDIES, "results/ holds no report"
+    assert REPORTS, "results/ holds no report"
 
 
-@pytest.mark.parametrize("study", STUDIES)
+@pytest.mark.parametrize("study", REPORTS)
 def test_a_report_lists_exactly_the_committed_run_records(study, monkeypatch):
     monkeypatch.chdir(ROOT)  # runs.csv names run directories relative to the repository's root
     listed = set(pd.read_csv(f"results/{study}/runs.csv")["run_dir"])
@@ -33,20 +39,45 @@ def test_a_report_lists_exactly_the_committed_run_records(study, monkeypatch):
                              f"{len(found - listed)} committed record(s) not in the report")
 
 
-@pytest.mark.parametrize("study", STUDIES)
-def test_a_report_regenerates_from_its_committed_records(study, monkeypatch, tmp_path):
+@pytest.mark.parametrize("study", REPORTS)
+def test_a_report_regenerates_from_its_committed_records(study, monkeypatch):
     monkeypatch.chdir(ROOT)
     if not Path(f"results/{study}/runs").is_dir():
         pytest.fail(f"results/{study}/runs is missing: the report cannot be regenerated")
-    metric = pd.read_csv(f"results/{study}/summary.csv")["metric"].iloc[0]  # the report's --metric
-    baseline = re.search(r"^Baseline: `([^`]+)` \(`--baseline`\)", Path(f"results/{study}/summary.md").read_text(),
-                         re.MULTILINE)  # the report's --baseline, stated in its summary.md when not Adam
-    build_report([f"results/{study}/runs"], tmp_path, figures=False, metric=metric,
-                 **({"baseline": baseline.group(1)} if baseline else {}))
-    for name in TABLES:
-        if name in OPTIONAL and not (ROOT / "results" / study / name).is_file():
-            assert not (tmp_path / name).is_file(), f"results/{study}: its runs {OPTIONAL[name]}, but no {name}"
-            continue
-        committed = pd.read_csv(ROOT / "results" / study / name)
-        made = pd.read_csv(tmp_path / name)
-        pd.testing.assert_frame_equal(made, committed, check_exact=False, rtol=1e-9, obj=f"results/{study}/{name}")
+    found = differences(f"results/{study}")
+    assert not found, "\n".join(found)
+
+
+def runs_dirs(study: str) -> list[Path]:
+    """The record directories of a study's reports (a study may hold several, e.g. a supplement)."""
+    return [RESULTS / r / "runs" for r in REPORTS if (r + "/").startswith(study + "/") and (RESULTS / r / "runs").is_dir()]
+
+
+def is_packed_study(study: str) -> bool:
+    dirs = runs_dirs(study)
+    return bool(dirs) and all(packed.is_packed(d) and not any(d.rglob("summary.json")) for d in dirs)
+
+
+@pytest.mark.parametrize("study", STUDIES)
+def test_a_packed_study_stays_within_its_size_budget(study):
+    if not is_packed_study(study):
+        pytest.skip(f"results/{study} is still in run directories (convert it with scripts/pack_study.sh)")
+    runs = sum(len(packed.open_packed(d).runs()) for d in runs_dirs(study))
+    size = packed.study_size(RESULTS / study)
+    assert runs and size <= KIB_PER_RUN * 1024 * runs, (
+        f"results/{study}: {size / 1024 / runs:.1f} KiB per run ({size / 1024:.0f} KiB for {runs} runs), over the "
+        f"budget of {KIB_PER_RUN} KiB per run: pack with --thin, keep fewer weights, or leave out figures")
+
+
+def test_results_as_a_whole_stay_within_budget_once_every_study_is_packed():
+    unpacked = [s for s in STUDIES if not is_packed_study(s)]
+    if unpacked:
+        pytest.skip(f"not every study is packed yet: {', '.join(unpacked)}")
+    size = packed.study_size(RESULTS)
+    assert size <= RESULTS_MIB * 1024 ** 2, f"results/: {size / 1024 ** 2:.1f} MiB, over {RESULTS_MIB} MiB"
+
+
+def test_reports_commit_no_figures_once_packed():
+    drawn = [p.relative_to(ROOT).as_posix() for s in STUDIES if is_packed_study(s)
+             for p in (RESULTS / s).rglob("*") if p.suffix in (".png", ".pdf", ".svg")]
+    assert not drawn, f"figures are drawn by `pinnbench report`, not committed: {drawn[:5]}"
