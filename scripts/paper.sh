@@ -7,10 +7,12 @@
 # OVERRIDES are Hydra overrides given to both sweeps (e.g. device=cuda, hydra/launcher=slurm).
 # Runs are written below runs/paper_cpu or runs/paper; a relaunch skips finished runs and resumes
 # interrupted ones. The committed records (results/paper_cpu/runs or results/paper/runs) are first
-# copied into the sweep directory, where no run of that name is, so that on a fresh clone the study
-# continues where its committed part ends instead of starting again. After the sweeps, the compact
-# records of every run (pinnbench compact: summary, history, resolved config, weights) are copied
-# back there, and the report is made from those alone:
+# written into the sweep directory as run directories, where no run of that name is (`pinnbench
+# expand` for packed records, a copy for run directories), so that on a fresh clone the study
+# continues where its committed part ends instead of starting again. After the sweeps, the new runs
+# are packed into a new part of the committed records (`pinnbench pack`, docs/records.md; PACK_ARGS
+# adds options such as `--thin 200`), or, for a study still committed as run directories, their
+# compact records are copied there (`pinnbench compact`); the report is made from those alone:
 # `pinnbench report results/paper_cpu/runs --out results/paper_cpu` regenerates it.
 # PINNBENCH names the command to call (default: pinnbench on the PATH).
 # Exit status: 0 when every run completed; 1 when a sweep had a diverged or failed run (the report is
@@ -25,7 +27,12 @@ case "${1:-}" in
 esac
 shift
 
-if [ -d "${results}/runs" ]; then
+packed() { compgen -G "${results}/runs/part-*-summaries.parquet" >/dev/null; }
+
+if packed; then
+  "$PINNBENCH" expand "${results}/runs" "$sweep" || exit 2
+  echo "== committed records of ${results}/runs expanded into ${sweep} (existing runs kept)"
+elif [ -d "${results}/runs" ]; then
   mkdir -p "$sweep"
   cp -R -n "${results}/runs/." "${sweep}/"
   echo "== committed records of ${results}/runs copied into ${sweep} (existing runs kept)"
@@ -41,7 +48,12 @@ for budget in iterations walltime; do
 done
 
 if [ -d "$sweep" ]; then
-  "$PINNBENCH" compact "$sweep" "${results}/runs"
+  if packed || [ ! -d "${results}/runs" ]; then
+    # shellcheck disable=SC2086  # PACK_ARGS: options, split on spaces
+    "$PINNBENCH" pack "$sweep" "${results}/runs" ${PACK_ARGS:-} || exit 2
+  else
+    "$PINNBENCH" compact "$sweep" "${results}/runs"
+  fi
 fi
 echo "== report of ${results}/runs into ${results}"
 "$PINNBENCH" report "${results}/runs" --out "$results" || exit $?

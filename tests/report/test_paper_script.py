@@ -29,12 +29,31 @@ def test_sweeps_then_report(tmp_path, scale, suffix, results):
                      f"report results/{results}/runs --out results/{results}"]
 
 
-def test_the_compact_records_of_the_sweep_are_what_the_report_reads(tmp_path):
+def test_the_new_runs_are_packed_and_the_report_reads_the_packed_records(tmp_path):
     (tmp_path / "runs" / "paper_cpu").mkdir(parents=True)
     result, calls = run_script(tmp_path, "cpu")
     assert result.returncode == 0, result.stderr
-    assert calls[-2:] == ["compact runs/paper_cpu results/paper_cpu/runs",
+    assert calls[-2:] == ["pack runs/paper_cpu results/paper_cpu/runs",
                           "report results/paper_cpu/runs --out results/paper_cpu"]
+
+
+def test_packed_committed_records_are_expanded_into_the_sweep_and_the_new_runs_packed_beside_them(tmp_path):
+    committed = tmp_path / "results" / "paper_cpu" / "runs"
+    committed.mkdir(parents=True)
+    (committed / "part-0000-summaries.parquet").write_bytes(b"")
+    (tmp_path / "runs" / "paper_cpu").mkdir(parents=True)
+    result, calls = run_script(tmp_path, "cpu")
+    assert result.returncode == 0, result.stderr
+    assert calls[0] == "expand results/paper_cpu/runs runs/paper_cpu"
+    assert calls[-2] == "pack runs/paper_cpu results/paper_cpu/runs"
+
+
+def test_a_study_still_in_run_directories_gets_compact_records(tmp_path):
+    (tmp_path / "results" / "paper_cpu" / "runs" / "burgers-cpu").mkdir(parents=True)
+    (tmp_path / "runs" / "paper_cpu").mkdir(parents=True)
+    result, calls = run_script(tmp_path, "cpu")
+    assert result.returncode == 0, result.stderr
+    assert calls[-2] == "compact runs/paper_cpu results/paper_cpu/runs"
 
 
 def test_a_sweep_with_failed_runs_still_gets_its_report_and_fails(tmp_path):
