@@ -451,7 +451,7 @@ def _write_part(src: Path, dest: Path, number: int, runs: list[str], thin: int |
         files.append(part_path(dest, number, "histories"))
     if tensors:
         with records.atomic_path(part_path(dest, number, "weights")) as tmp:
-            save_file(tensors, str(tmp), metadata={"pinnbench": json.dumps(metadata)})
+            save_file(tensors, str(tmp), metadata={"format": str(FORMAT), "part": str(number)})  # the rest: in Parquet
             tmp.chmod(0o644)
         files.append(part_path(dest, number, "weights"))
     _write_parquet(_summaries_table(rows), part_path(dest, number, "summaries"), metadata)  # last: marks the part
