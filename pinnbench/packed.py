@@ -16,11 +16,15 @@ directory, is an error, except a run packed as ``failed`` and packed again in a 
 tried it again): the later record replaces it. Runs are addressed as if they were directories: ``<packed dir>/<run>``, the
 path their run directory had, so reports name them as before (:func:`locate`).
 
-History rows can be thinned (``thin``): every row where an error or a gradient diagnostic is
-recorded is kept, and so are the first and last rows and every row where a text column (such as the
-training phase) changes; of the other rows (losses, weights, learning rate only) at most ``thin``
-evenly spaced rows per run are kept, and the learning rate is stored as float32
-(:data:`THINNED_FLOAT32`). Nothing a report table reads is lost.
+History rows can be thinned, two explicit options (:func:`thin_rows`): ``thin`` keeps at most that
+many of a run's rows that record neither a test error nor a diagnostic (losses, loss weights,
+learning rate), evenly spaced; ``thin_evaluations`` keeps at most that many of its rows with a test
+error besides those where an error reaches a new low. Rows with a gradient diagnostic, the first
+row, each column's last value, every row where a text column (the training phase) changes are always
+kept (:func:`required_rows`), so every report table is unchanged: final values, conflict fractions,
+final loss weights, and every time to target, since the first row at which an error reaches a
+target is a row where it reaches a new low. Thinned histories store the learning rate as float32
+(:data:`THINNED_FLOAT32`).
 """
 
 from __future__ import annotations
@@ -76,34 +80,77 @@ def is_packed(directory: str | os.PathLike) -> bool:
     return bool(part_numbers(directory))
 
 
-def is_diagnosis_column(name: str) -> bool:
-    """An error or a gradient diagnostic: the history rows that hold one are never thinned."""
+def is_diagnostic_column(name: str) -> bool:
+    """A gradient diagnostic (:mod:`pinnbench.report.conflicts`): rows holding one are never thinned."""
+    return name.startswith(DIAGNOSTIC_PREFIXES) or name in DIAGNOSTICS
+
+
+def is_evaluation_column(name: str) -> bool:
+    """A test error (``test_mse``, ``mse_u``, ``rel_l2``, ``nu_rel_error``, …)."""
     from pinnbench.report.collect import is_error_column
 
-    return name.startswith(DIAGNOSTIC_PREFIXES) or name in DIAGNOSTICS or is_error_column(name) \
-        or records.is_error_column(name)
+    return not is_diagnostic_column(name) and (is_error_column(name) or records.is_error_column(name))
 
 
-def thin_rows(history: pd.DataFrame, keep: int | None) -> pd.DataFrame:
-    """``history`` with at most ``keep`` of its curve-only rows (evenly spaced), and every row that
-    records an error or a diagnostic, the first and last rows and rows where a text column changes
-    (all of them when ``keep`` is None)."""
-    if keep is None or len(history) <= 2:
-        return history
-    marked = [c for c in history.columns if is_diagnosis_column(c)]
-    always = history[marked].notna().any(axis=1).to_numpy().copy() if marked else np.zeros(len(history), bool)
+def _evenly(rows: np.ndarray, keep: int | None) -> np.ndarray:
+    """At most ``keep`` of ``rows``, evenly spaced (all of them when ``keep`` is None)."""
+    if keep is None or len(rows) <= keep:
+        return rows
+    return rows[np.unique(np.linspace(0, len(rows) - 1, keep).round().astype(int))] if keep > 0 else rows[:0]
+
+
+def _new_lows(history: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """Rows where some column of ``columns`` is below every earlier value of it: the first row at which
+    an error reaches any target is one of them."""
+    low = np.zeros(len(history), bool)
+    for column in columns:
+        values = history[column].to_numpy(float)
+        evaluated = np.flatnonzero(~np.isnan(values))
+        seen = values[evaluated]
+        before = np.minimum.accumulate(np.r_[np.inf, seen[:-1]])
+        low[evaluated[seen < before]] = True
+    return low
+
+
+def required_rows(history: pd.DataFrame, keep_evaluated: int | None = None) -> np.ndarray:
+    """The rows no thinning drops: those with a diagnostic; those with a test error (with
+    ``keep_evaluated``, only those where an error reaches a new low, so every time to target is the
+    same whatever the target); the first row, each column's last value (final errors and loss weights),
+    the first loss weight that differs from 1, and every row where a text column changes."""
+    diagnostics = [c for c in history.columns if is_diagnostic_column(c)]
+    errors = [c for c in history.columns if is_evaluation_column(c)]
+    required = history[diagnostics].notna().any(axis=1).to_numpy().copy() if diagnostics \
+        else np.zeros(len(history), bool)
+    if errors:
+        required |= history[errors].notna().any(axis=1).to_numpy() if keep_evaluated is None \
+            else _new_lows(history, errors)
+    required[0] = True
     for column in history.columns:
+        logged = np.flatnonzero(history[column].notna().to_numpy())
+        if len(logged):
+            required[logged[-1]] = True
         if not pd.api.types.is_numeric_dtype(history[column]):
             values = history[column].astype(object)
-            always |= (values != values.shift()).to_numpy()
-    always[[0, -1]] = True
-    curve = np.flatnonzero(~always)
-    if len(curve) > keep:
-        picked = np.unique(np.linspace(0, len(curve) - 1, keep).round().astype(int)) if keep > 0 else []
-        always[curve[picked]] = True
-    else:
-        always[curve] = True
-    return history[always].reset_index(drop=True)
+            required |= (values != values.shift()).to_numpy()
+        elif column.startswith("weight_"):
+            moved = np.flatnonzero((history[column].notna() & (history[column] != 1.0)).to_numpy())
+            required[moved[:1]] = True
+    return required
+
+
+def thin_rows(history: pd.DataFrame, keep: int | None, keep_evaluated: int | None = None) -> pd.DataFrame:
+    """``history`` with its :func:`required_rows`, at most ``keep_evaluated`` other rows with a test
+    error and at most ``keep`` of the rows with neither an error nor a diagnostic (evenly spaced;
+    None: all of them)."""
+    if (keep is None and keep_evaluated is None) or len(history) <= 2:
+        return history
+    required = required_rows(history, keep_evaluated)
+    errors = [c for c in history.columns if is_evaluation_column(c)]
+    evaluated = history[errors].notna().any(axis=1).to_numpy() if errors else np.zeros(len(history), bool)
+    kept = required.copy()
+    kept[_evenly(np.flatnonzero(~required & evaluated), keep_evaluated)] = True
+    kept[_evenly(np.flatnonzero(~required & ~evaluated), keep)] = True
+    return history[kept].reset_index(drop=True)
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -378,7 +425,8 @@ def _check_packable(src: Path, dest: Path) -> None:
 
 
 def pack(src: str | os.PathLike, dest: str | os.PathLike, *, match: Sequence[str] = (), thin: int | None = None,
-         weights: str = "report", keep_weights: Sequence[str] = (), metric: str = "test_mse") -> PackResult:
+         weights: str = "report", keep_weights: Sequence[str] = (), metric: str = "test_mse",
+         thin_evaluations: int | None = None) -> PackResult:
     """Pack every run with a summary below ``src`` (or those matching the shell patterns ``match``)
     into a new part of the packed directory ``dest``. Runs ``dest`` already holds with the same
     summary are left out; one it holds with another summary is an error (parts are never rewritten)."""
@@ -388,8 +436,9 @@ def pack(src: str | os.PathLike, dest: str | os.PathLike, *, match: Sequence[str
     _check_packable(src, dest)
     if weights not in WEIGHT_POLICIES:
         raise ConfigError(f"--weights {weights}: allowed: {', '.join(WEIGHT_POLICIES)}.")
-    if thin is not None and thin < 0:
-        raise ConfigError(f"--thin {thin}: must be 0 or a positive number of rows.")
+    for option, value in (("--thin", thin), ("--thin-evaluations", thin_evaluations)):
+        if value is not None and value < 0:
+            raise ConfigError(f"{option} {value}: must be 0 or a positive number of rows.")
     existing = open_packed(dest) if is_packed(dest) else None
     new, unchanged = [], []
     for run in (r.as_posix() for r in finished_runs(src, match)):
@@ -412,12 +461,13 @@ def pack(src: str | os.PathLike, dest: str | os.PathLike, *, match: Sequence[str
         return PackResult(None, [], unchanged, [], [])
     number = max(part_numbers(dest), default=-1) + 1
     chosen = weighted_runs({r: records.read_summary(src / r) for r in new}, weights, keep_weights, metric)
-    files, kept = _write_part(src, dest, number, new, thin, chosen,
+    files, kept = _write_part(src, dest, number, new, (thin, thin_evaluations), chosen,
                               {"weights": weights, "keep_weights": list(keep_weights), "metric": metric})
     return PackResult(number, new, unchanged, kept, files)
 
 
-def _write_part(src: Path, dest: Path, number: int, runs: list[str], thin: int | None, chosen: set[str],
+def _write_part(src: Path, dest: Path, number: int, runs: list[str], thin: tuple[int | None, int | None],
+                chosen: set[str],
                 options: dict[str, Any]) -> tuple[list[Path], list[str]]:
     """Write part ``number`` of ``dest``: the records of ``runs`` (below ``src``), the weights of those
     in ``chosen``; returns the files written and the runs whose weights they hold."""
@@ -429,7 +479,7 @@ def _write_part(src: Path, dest: Path, number: int, runs: list[str], thin: int |
     rows, histories, tensors = [], {}, {}
     for run in runs:
         history = read_history(src / run)
-        kept = thin_rows(history, thin) if history is not None else None
+        kept = thin_rows(history, *thin) if history is not None else None
         model = _model_weights(src / run) if run in chosen else None
         if history is not None and len(kept):
             histories[run] = kept
@@ -441,12 +491,12 @@ def _write_part(src: Path, dest: Path, number: int, runs: list[str], thin: int |
                      "history_rows": None if history is None else len(history),
                      "history_kept": None if kept is None else len(kept), "weights": model is not None,
 })
-    metadata = {"format": FORMAT, "part": number, "thin": thin, **options,
+    metadata = {"format": FORMAT, "part": number, "thin": thin[0], "thin_evaluations": thin[1], **options,
                 "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     dest.mkdir(parents=True, exist_ok=True)
     files = []
     if histories:
-        table, aliases = _histories_table(histories, THINNED_FLOAT32 if thin is not None else ())
+        table, aliases = _histories_table(histories, THINNED_FLOAT32 if thin != (None, None) else ())
         _write_parquet(table, part_path(dest, number, "histories"), {**metadata, "aliases": aliases})
         files.append(part_path(dest, number, "histories"))
     if tensors:

@@ -188,6 +188,27 @@ def test_thinning_keeps_every_evaluated_and_diagnosed_row_and_at_most_n_others()
     assert len(packed.thin_rows(history, 0)) == marked.sum() + 1  # the last row; the first and the phase change are marked
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_thinning_evaluations_keeps_every_time_to_target_and_final_value(seed):
+    from pinnbench.report.stats import time_to_target
+
+    rng = np.random.default_rng(seed)
+    n = 400
+    noisy = np.exp(-np.linspace(0, 5, n) + rng.normal(0, 0.7, n))  # a noisy error that falls over training
+    history = pd.DataFrame({"iteration": np.arange(n), "seconds": np.cumsum(rng.uniform(0.1, 0.2, n)),
+                            "loss_residual": rng.uniform(size=n), "weight_residual": np.r_[np.ones(n - 50), np.full(50, 2.0)],
+                            "test_mse": np.where(np.arange(n) % 4 == 0, noisy, np.nan),
+                            "mse_u": np.where(np.arange(n) % 4 == 0, noisy[::-1], np.nan)})
+    kept = packed.thin_rows(history, 5, keep_evaluated=3)
+    assert len(kept) < history["test_mse"].notna().sum()
+    for metric in ("test_mse", "mse_u"):
+        for target in [*np.quantile(noisy, np.linspace(0, 1, 41)), 0.0, np.inf]:
+            np.testing.assert_equal(time_to_target(kept, metric, target), time_to_target(history, metric, target))
+    for column in history.columns:  # every column's last value, as the runs table and loss weights read it
+        assert kept[column].dropna().iloc[-1] == history[column].dropna().iloc[-1]
+    assert (kept["weight_residual"] != 1).any()
+
+
 def test_thinned_packing_changes_only_the_rows_and_the_learning_rate(sweep, tmp_path):
     packed.pack(sweep, tmp_path / "packed", thin=1)
     for run in run_names(sweep):

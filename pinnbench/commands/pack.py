@@ -34,6 +34,9 @@ def pack(argv: list[str]) -> None:
                      help="keep at most N of each run's history rows that record only losses, weights and the "
                           "learning rate (evenly spaced); rows with a test error or a diagnostic, the first and the "
                           "last are always kept. Default: keep every row")
+    cli.add_argument("--thin-evaluations", type=_positive_or_zero, default=None, metavar="N",
+                     help="keep at most N of each run's rows with a test error besides those where an error reaches "
+                          "a new low (those keep every time to target). Default: keep every evaluated row")
     cli.add_argument("--weights", choices=WEIGHT_POLICIES, default="report",
                      help="whose trained weights to keep: report (default; per problem, the completed run with the "
                           "lowest final --metric, whose fields the report draws), all, or none")
@@ -46,7 +49,7 @@ def pack(argv: list[str]) -> None:
     from pinnbench.packed import pack as pack_runs
 
     result = pack_runs(args.src, args.dest, match=args.match, thin=args.thin, weights=args.weights,
-                       keep_weights=args.keep_weights, metric=args.metric)
+                       keep_weights=args.keep_weights, metric=args.metric, thin_evaluations=args.thin_evaluations)
     unchanged = f"; {len(result.unchanged)} already packed unchanged" if result.unchanged else ""
     if result.part is None:
         print(f"nothing new to pack from {args.src} into {args.dest}{unchanged}")
