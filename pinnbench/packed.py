@@ -13,8 +13,9 @@ Packing more runs into the directory adds the next part (``part-0001-…``): ear
 touched, so a study committed over several days adds only its new runs to a repository's history.
 A reader takes the union of the parts; a run found in two parts, or both packed and as a run
 directory, is an error, except a run packed as ``failed`` and packed again in a later part (a sweep
-tried it again): the later record replaces it. Runs are addressed as if they were directories: ``<packed dir>/<run>``, the
-path their run directory had, so reports name them as before (:func:`locate`).
+tried it again): the later record replaces it. Runs are addressed as if they were directories,
+``<packed dir>/<run>``, the path their run directory had, so reports name them as before
+(:func:`locate`).
 
 History rows can be thinned, two explicit options (:func:`thin_rows`): ``thin`` keeps at most that
 many of a run's rows that record neither a test error nor a diagnostic (losses, loss weights,
@@ -47,7 +48,6 @@ from pinnbench import records
 from pinnbench.errors import ConfigError
 
 FORMAT = 1
-KINDS = ("summaries", "histories", "weights")
 PART_FILE = re.compile(r"^part-(\d{4})-(summaries|histories)\.parquet$|^part-(\d{4})-weights\.safetensors$")
 RUN = "run"
 THINNED_FLOAT32 = ("lr",)
@@ -475,7 +475,6 @@ def _write_part(src: Path, dest: Path, number: int, runs: list[str], thin: tuple
 
     from pinnbench.report.collect import read_history
 
-    summaries = {run: records.read_summary(src / run) for run in runs}
     rows, histories, tensors = [], {}, {}
     for run in runs:
         history = read_history(src / run)
@@ -550,8 +549,3 @@ def study_size(directory: str | os.PathLike) -> int:
     """Bytes of the files below ``directory``."""
     return sum(p.stat().st_size for p in Path(directory).rglob("*") if p.is_file())
 
-
-def iter_packed_dirs(root: str | os.PathLike) -> Iterable[Path]:
-    for here, dirs, _ in os.walk(root):
-        if is_packed(here):
-            yield Path(here)

@@ -3,7 +3,6 @@ reports and plots read them as they read run directories, and a relaunched sweep
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
