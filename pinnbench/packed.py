@@ -180,12 +180,14 @@ class Packed:
         return None if text is None else json.loads(text)
 
     def history(self, run: str) -> pd.DataFrame | None:
+        columns = json.loads(self.text(run, "history_columns") or "[]")
+        if not columns:
+            return None
         part = int(self.summaries.at[run, "part"])
         if part not in self._histories:
             self._histories[part] = _read_histories(part_path(self.root, part, "histories"))
         frame = self._histories[part].get(run)
-        columns = json.loads(self.summaries.at[run, "history_columns"] or "[]")
-        if frame is None or not columns:
+        if frame is None:
             return None
         return frame[[name for name, _ in columns]].astype(dict(columns)).reset_index(drop=True)
 

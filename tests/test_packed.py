@@ -265,3 +265,19 @@ def test_the_conversion_script_packs_a_study_in_place_when_its_tables_regenerate
     again = subprocess.run(["bash", str(ROOT / "scripts" / "pack_study.sh"), str(study)],
                            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
     assert again.returncode == 0 and "already packed" in again.stdout
+
+
+def test_a_run_without_history_or_weights_round_trips(tmp_path):
+    run = tmp_path / "src" / "burgers-cpu" / "adam-n2-it3000-seed0"
+    records.write_json(run / records.SUMMARY, {"status": "failed", "error": "RuntimeError: out of memory"})
+    (run / ".hydra").mkdir()
+    (run / ".hydra" / "config.yaml").write_text("seed: 0\n")
+    result = packed.pack(tmp_path / "src", tmp_path / "packed")
+    assert result.packed == ["burgers-cpu/adam-n2-it3000-seed0"] and result.weights == []
+    assert sorted(p.name for p in (tmp_path / "packed").iterdir()) == ["part-0000-summaries.parquet"]
+    packed.expand(tmp_path / "packed", tmp_path / "back")
+    back = tmp_path / "back" / "burgers-cpu" / "adam-n2-it3000-seed0"
+    assert sorted(p.relative_to(back).as_posix() for p in back.rglob("*") if p.is_file()) == [
+        ".hydra/config.yaml", records.SUMMARY]
+    assert (back / records.SUMMARY).read_bytes() == (run / records.SUMMARY).read_bytes()
+    assert read_history(tmp_path / "packed" / "burgers-cpu" / "adam-n2-it3000-seed0") is None
