@@ -13,7 +13,8 @@ def compact(argv: list[str]) -> None:
     cli = parser("compact", "Copy summary.json, history.csv, .hydra/config.yaml, .hydra/overrides.yaml and the "
                             "trained weights (model.pt) of every finished run below SRC into the same layout "
                             "below DEST; no checkpoints, locks or logs. Runs DEST already holds with the same "
-                            "records are left untouched.")
+                            "records are left untouched. This is the per-run form (about 100 KB a run); a study is "
+                            "committed packed, with `pinnbench pack` (docs/records.md).")
     cli.add_argument("src", help="a sweep directory (e.g. runs/burgers_study)")
     cli.add_argument("dest", help="where the records go (e.g. results/burgers_cpu/runs)")
     cli.add_argument("--match", action="append", default=[], metavar="PATTERN",
