@@ -76,6 +76,11 @@ def compact(src: str | Path, dest: str | Path, match: Sequence[str] = ()) -> lis
         raise ConfigError(f"{src} is not a directory of runs.")
     if dest.resolve() == src.resolve() or src.resolve() in dest.resolve().parents:
         raise ConfigError(f"{dest} is {src} or inside it; compact into another directory.")
+    from pinnbench.packed import is_packed
+
+    if is_packed(dest):
+        raise ConfigError(f"{dest} holds packed records: add runs to it with `pinnbench pack {src} {dest}` "
+                          f"(docs/records.md).")
     return [run for run in finished_runs(src, match) if compact_run(src / run, dest / run)]
 
 

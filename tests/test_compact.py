@@ -67,6 +67,14 @@ def test_compact_refuses_a_missing_source_or_a_destination_inside_it(tmp_path):
         compact(tmp_path / "runs", tmp_path / "runs" / "kept")
 
 
+def test_compact_refuses_a_destination_of_packed_records(tmp_path):
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "packed").mkdir()
+    (tmp_path / "packed" / "part-0000-summaries.parquet").write_bytes(b"")
+    with pytest.raises(ConfigError, match="holds packed records: add runs to it with `pinnbench pack"):
+        compact(tmp_path / "runs", tmp_path / "packed")
+
+
 def test_compact_takes_only_the_runs_a_pattern_names(tmp_path):
     src = tmp_path / "runs"
     for name in ("adam-n2-it3000-seed0", "dcgd-n2-it3000-seed0", "adam+soap-n2-walladam-seed0"):
