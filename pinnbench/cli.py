@@ -152,7 +152,7 @@ def check_single_run(overrides: list[str]) -> None:
     prepare(cfg)
 
 
-REFERENCES = {"paper": "the paper's reference data", "exact": "the exact solution"}
+REFERENCES = {"paper": "the paper's reference data", "exact": "the exact reference"}
 """What ``test_reference`` in a summary means, in words."""
 
 

@@ -273,6 +273,8 @@ class FieldSlice:
     shape: tuple[int, int]
     axes: tuple[int, int]
     title: str = ""
+    reference: str = "the exact reference"
+    """What ``fields`` are, in words (the error panels name it)."""
 
 
 class Problem:

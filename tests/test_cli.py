@@ -80,8 +80,8 @@ def test_house_errors_are_one_line():
 
 
 @pytest.mark.parametrize("reference, other, words", [
-    ("paper", "exact", ["against the paper's reference data", "(against the exact solution: MSE 2.000e-02)"]),
-    ("exact", "paper", ["against the exact solution", "(against the paper's reference data: MSE 2.000e-02)"]),
+    ("paper", "exact", ["against the paper's reference data", "(against the exact reference: MSE 2.000e-02)"]),
+    ("exact", "paper", ["against the exact reference", "(against the paper's reference data: MSE 2.000e-02)"]),
 ])
 def test_the_end_of_run_lines_name_the_reference_and_the_next_command(tmp_path, reference, other, words):
     from pinnbench.cli import finished_lines
