@@ -113,7 +113,12 @@ def test_bench_writes_its_records_and_prints_the_ratio_table(tmp_path):
         assert row["problem"] == "burgers" and row["size"] == "paper" and row["points"]["residual"] == 48
         assert row["ms_per_iter"] > 0 and row["gflop_per_iter"] > 0 and row["vs_our_adam"] > 0
         assert row["iterations_per_round"] % row["n_losses"] == 0
-        assert 0 < row["matmul_ms_per_iter"] < row["ms_per_iter"] and row["matmul_ceiling"] > row["matmul_share"]
+        # arithmetic on the record's own numbers only: two timings taken in different cycles are never compared
+        assert row["matmul_ms_per_iter"] > 0 and row["machine_matmul_gflops"] > 0
+        assert row["matmul_share"] == pytest.approx(row["gflop_per_iter"] / (row["ms_per_iter"] / 1e3)
+                                                    / row["machine_matmul_gflops"], rel=1e-12)
+        assert row["matmul_ceiling"] == pytest.approx(row["gflop_per_iter"] / (row["matmul_ms_per_iter"] / 1e3)
+                                                      / row["machine_matmul_gflops"], rel=1e-12)
     assert "× straightforward" in result.stdout and "records in" in result.stdout
     for method in methods:
         assert f"| {method}" in result.stdout
@@ -194,3 +199,56 @@ def test_bench_times_several_problems_into_one_table(tmp_path):
 def test_bench_refuses_a_problem_given_twice():
     with pytest.raises(ConfigError, match="not both"):
         bench.compose(["problem=burgers", "bench.problems=[kovasznay]"])
+
+
+@pytest.mark.parametrize("estimated, cap, fraction", [
+    (None, 4096, 1.0), (100.0, 4096, 1.0), (4096.0, 4096, 1.0), (5000.0, 4096, 0.5), (18000.0, 4096, 0.125),
+    (18000.0, 0, 1.0), (1e9, 1.0, 1 / 1024),
+])
+def test_the_points_fraction_keeps_the_estimated_peak_under_the_cap(estimated, cap, fraction):
+    assert bench.points_fraction(estimated, cap) == fraction
+
+
+def test_a_record_at_a_fraction_of_the_points_is_scaled_to_all_of_them():
+    record = {"ms_per_iter": 10.0, "ms_per_iter_q1": 9.0, "ms_per_iter_q3": 11.0, "ms_per_iter_min": 8.0,
+              "cpu_ms_per_iter": 10.0, "gflop_per_iter": 0.5, "matmul_ms_per_iter": 4.0, "peak_memory_mb": 1000.0,
+              "matmul_share": 0.3, "matmul_ceiling": 0.4, "points": {"residual": 2500, "boundary": 250}}
+    scaled = bench.scale_record(record, 0.25, 16000.0)
+    assert (scaled["ms_per_iter"], scaled["gflop_per_iter"], scaled["peak_memory_mb"]) == (40.0, 2.0, 4000.0)
+    assert (scaled["matmul_share"], scaled["matmul_ceiling"]) == (0.3, 0.4)  # ratios stay
+    assert scaled["points"] == {"residual": 10000, "boundary": 1000} and scaled["points_fraction"] == 0.25
+    assert record["ms_per_iter"] == 10.0  # the measured record is left as it was
+
+
+def test_scaling_the_points_keeps_at_least_one_per_term():
+    cfg = compose_config("problem.size=paper")
+    full = dict(cfg.problem.sizes.paper.points)
+    bench.scale_points(cfg, 1 / 16)
+    assert dict(cfg.problem.sizes.paper.points) == {t: max(1, round(n / 16)) for t, n in full.items()}
+
+
+def test_a_straightforward_step_over_the_memory_cap_is_timed_at_a_fraction_and_marked(tmp_path, monkeypatch):
+    readings = []
+
+    def made_up_peak(step, iterations, device):  # made-up readings: 1 000 MB at 1/16 of the points
+        readings.append(iterations)
+        return 1000.0
+
+    monkeypatch.setattr(bench, "peak_memory_mb", made_up_peak)
+    out = tmp_path / "bench.json"
+    lines = []
+    records = bench.bench([*TINY_PAPER, "compile=false", "bench.methods=[adam]", "bench.optimizers=[]",
+                           "bench.iterations=1", "bench.rounds=1", "bench.warmup=1", "bench.memory_cap_mb=4096",
+                           f"bench.out={out}"], say=lines.append)
+    plain = next(r for r in records if r["implementation"] == bench.STRAIGHTFORWARD)
+    ours = next(r for r in records if r["implementation"] == bench.OURS)
+    assert plain["points_fraction"] == 0.25 and plain["estimated_peak_memory_mb"] == 16000.0
+    assert plain["points"]["residual"] == 48 and plain["peak_memory_mb"] == 4000.0  # 1 000 MB measured, ×4
+    assert "points_fraction" not in ours and ours["peak_memory_mb"] == 1000.0
+    text = "\n".join(lines)
+    assert "≈4000" in text and "timed at 0.25 of the points" in text and "scaled ×4" in text
+
+
+def test_bad_memory_cap_is_refused():
+    with pytest.raises(ConfigError, match="memory_cap_mb"):
+        bench.compose(["bench.memory_cap_mb=-1"])
