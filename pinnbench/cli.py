@@ -169,10 +169,19 @@ def finished_lines(summary: dict[str, Any], run_dir: Path) -> str:
     other = "exact" if reference == "paper" else "paper"
     if summary.get(f"test_mse_{other}") is not None:
         errors += f" (against {REFERENCES[other]}: MSE {number(f'test_mse_{other}')})"
-    group = Path(run_dir).parent
+    run_dir = _shown(Path(run_dir))
+    group = run_dir.parent
     return (f"{summary['status']}: {summary['iterations']} iterations in {summary['seconds']:.1f} s; {errors}\n"
             f"records in {run_dir}\n"
             f"compare with other runs: pinnbench report {group} --out reports/{group.name}")
+
+
+def _shown(path: Path) -> Path:
+    """``path`` relative to the working directory when it lies below it (as the user typed it)."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()) if path.is_absolute() else path
+    except ValueError:
+        return path
 
 
 def _run_task(cfg: DictConfig) -> Any:
