@@ -503,3 +503,19 @@ def _env() -> dict[str, str]:
     import os
 
     return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+
+RESULTS_PATH = re.compile(r"`(results/[^`\s]*)`")
+
+
+def test_every_results_path_the_pages_name_exists():
+    """`results/...` in the prose of the front pages and docs names something committed (placeholders
+    such as results/<study>/ and patterns aside)."""
+    missing, checked = [], 0
+    for path in documented_files():
+        for match in RESULTS_PATH.finditer(path.read_text()):
+            name = match.group(1).rstrip(".,;:)")
+            checked += 1
+            if not any(c in name for c in "<>*?[{") and not (ROOT / name).exists():
+                missing.append(f"{path.relative_to(ROOT)}: {name}")
+    assert checked > 20 and not missing, "named but not committed:\n" + "\n".join(missing)
