@@ -213,6 +213,8 @@ class Variant:
         self.generator = torch.Generator(device=setup.device).manual_seed(run.seed)
         self.iteration = 0
         self.fraction, self.estimated_mb = 1.0, None  # the share of the points timed (see points_fraction)
+        self.twin: Variant | None = None  # the same step at half this share, for extrapolating (scale_record)
+        self.full_points: dict[str, int] = {}  # the points per iteration a scaled variant stands for
         if implementation == OURS:
             self.losses = GroupLosses(problem, self.model, setup.groups, setup.device, setup.dtype)
             self._step = self._ours
@@ -385,15 +387,36 @@ def scale_points(cfg: DictConfig, fraction: float) -> None:
             points[term] = max(1, round(points[term] * fraction))
 
 
-def scale_record(record: dict, fraction: float, estimated_mb: float | None) -> dict:
-    """A record measured at ``fraction`` of the points, scaled to all of them: time, work and memory
-    grow linearly with the points (the network is the same); shares and ceilings are ratios and stay."""
-    scaled = dict(record, points_fraction=fraction, estimated_peak_memory_mb=estimated_mb)
-    for key in ("ms_per_iter", "ms_per_iter_q1", "ms_per_iter_q3", "ms_per_iter_min", "cpu_ms_per_iter",
-                "gflop_per_iter", "matmul_ms_per_iter", "peak_memory_mb"):
-        if scaled.get(key) is not None:
-            scaled[key] = scaled[key] / fraction
-    scaled["points"] = {t: round(n / fraction) for t, n in record["points"].items()}
+TIME_KEYS = ("ms_per_iter", "ms_per_iter_q1", "ms_per_iter_q3", "ms_per_iter_min", "cpu_ms_per_iter",
+             "matmul_ms_per_iter", "peak_memory_mb")
+"""Measurements with a fixed part per iteration (Python, kernel launches, allocator) beside the part
+that grows with the points: extrapolated by a line through two point counts."""
+
+
+def extrapolate(at_points: float | None, at_fewer: float | None, points: int, fewer: int, full: int) -> float | None:
+    """The value at ``full`` points per iteration of a quantity measured at ``points`` and at ``fewer``,
+    on the line a + b·(points) through the two readings (a fixed cost a, a cost b per point); None where
+    the readings do not grow with the points (noise larger than the difference) or one is missing."""
+    if at_points is None or at_fewer is None or not at_points > at_fewer or not points > fewer:
+        return None
+    return at_points + (at_points - at_fewer) / (points - fewer) * (full - points)
+
+
+def scale_record(record: dict, fewer: dict, full_points: dict[str, int], estimated_mb: float | None) -> dict:
+    """A record measured at a fraction of the points per iteration (and its twin ``fewer`` at about
+    half that), extrapolated to ``full_points``: times and memory on the line through the two
+    (:func:`extrapolate`), the matmul work in proportion to the points (every product's long
+    dimension is the number of points); the shares are recomputed from the extrapolated values."""
+    n, m, full = sum(record["points"].values()), sum(fewer["points"].values()), sum(full_points.values())
+    scaled = dict(record, points_fraction=n / full, estimated_peak_memory_mb=estimated_mb,
+                  measured_points=dict(record["points"]), points=dict(full_points))
+    for key in TIME_KEYS:
+        scaled[key] = extrapolate(record.get(key), fewer.get(key), n, m, full)
+    scaled["gflop_per_iter"] = record["gflop_per_iter"] * full / n
+    peak, ms, matmul_ms = record["machine_matmul_gflops"], scaled["ms_per_iter"], scaled["matmul_ms_per_iter"]
+    scaled["gflops"] = scaled["gflop_per_iter"] / (ms / 1e3) if ms else None
+    scaled["matmul_share"] = scaled["gflops"] / peak if ms else None
+    scaled["matmul_ceiling"] = scaled["gflop_per_iter"] / (matmul_ms / 1e3) / peak if matmul_ms else None
     return scaled
 
 
@@ -434,10 +457,18 @@ def _variants(options: BenchOptions, configs: dict[str, DictConfig], say: Callab
                 say(f"{name}/straightforward: about {estimated:.0f} MB per step estimated (from 1/{PROBE} of the "
                     f"points), above bench.memory_cap_mb={options.memory_cap_mb:g}; timed at {fraction:g} of the "
                     f"points and scaled up.")
+                full_points = dict(cfg.problem.sizes[cfg.problem.size].points)
+                half = cfg.copy()
+                scale_points(half, fraction / 2)  # a second point count, for the fixed cost per iteration
+                twin = Variant(prepare(half), STRAIGHTFORWARD)
+                twin.fraction, twin.estimated_mb = fraction / 2, estimated
                 scale_points(cfg, fraction)
             variant = Variant(prepare(cfg), STRAIGHTFORWARD)
             variant.fraction, variant.estimated_mb = fraction, estimated
             variants.append(variant)
+            if fraction < 1:
+                variant.twin, variant.full_points = twin, full_points
+                variants.append(twin)
     return variants
 
 
@@ -529,9 +560,10 @@ def run_bench(options: BenchOptions, configs: dict[str, DictConfig], say: Callab
         f"{dtype}, {device}, {torch.get_num_threads()} threads; {options.rounds} rounds × {timed} iterations per variant.")
     first_seconds = _first_seconds(variants, options.warmup, device)
     wall, cpu, peak = _time_rounds(variants, options, timed, device, dtype, say)
-    return [scale_record(record, v.fraction, v.estimated_mb) if v.fraction < 1 else record
-            for v, record in ((v, _record(v, wall[i], cpu[i], first_seconds[i], peak, options, timed))
-                              for i, v in enumerate(variants))]
+    records = {id(v): _record(v, wall[i], cpu[i], first_seconds[i], peak, options, timed) for i, v in enumerate(variants)}
+    twins = {id(v.twin) for v in variants if v.twin is not None}
+    return [scale_record(records[id(v)], records[id(v.twin)], v.full_points, v.estimated_mb) if v.twin is not None
+            else records[id(v)] for v in variants if id(v) not in twins]
 
 
 def _add_ratios(records: list[dict]) -> None:
@@ -540,10 +572,14 @@ def _add_ratios(records: list[dict]) -> None:
     for r in records:
         adam = by_key.get((r["problem"], "adam", OURS))
         base = by_key.get((r["problem"], r["method"], STRAIGHTFORWARD))
-        r["vs_straightforward"] = r["ms_per_iter"] / base["ms_per_iter"] if base else None
-        r["vs_our_adam"] = r["ms_per_iter"] / adam["ms_per_iter"] if adam else None
+        ms = r["ms_per_iter"]  # None where a scaled straightforward time could not be extrapolated
+
+        def ratio(other: dict | None) -> float | None:
+            return ms / other["ms_per_iter"] if ms and other and other["ms_per_iter"] else None
+
+        r["vs_straightforward"], r["vs_our_adam"] = ratio(base), ratio(adam)
         iterations = r["paper_iterations"]
-        r["paper_run_minutes"] = r["ms_per_iter"] * iterations / 6e4 if iterations else None
+        r["paper_run_minutes"] = ms * iterations / 6e4 if iterations and ms else None
 
 
 def table(records: list[dict]) -> str:
@@ -578,8 +614,10 @@ def scaled_notes(records: list[dict]) -> list[str]:
     """One line per straightforward step timed at a fraction of the points (the ≈ cells of :func:`table`)."""
     return [f"≈ {r['problem']} {r['method']}: the straightforward step would need about "
             f"{r['estimated_peak_memory_mb']:.0f} MB (estimated at 1/{PROBE} of the points), above "
-            f"bench.memory_cap_mb; timed and measured at {r['points_fraction']:g} of the points per iteration, "
-            f"its time, work and memory scaled ×{1 / r['points_fraction']:g} (linear in the points)."
+            f"bench.memory_cap_mb; timed and measured at {r['points_fraction']:.3g} and about half of the points per "
+            f"iteration ({sum(r['measured_points'].values())} of {sum(r['points'].values())}), its time and memory "
+            f"extrapolated to all of them on the line through the two (a fixed cost per iteration and a cost per "
+            f"point; – where the two did not grow with the points), its matmul work in proportion to the points."
             for r in records if r["implementation"] == STRAIGHTFORWARD and r.get("points_fraction", 1.0) < 1]
 
 
