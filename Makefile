@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 PYTEST_WORKERS ?= 2
 
-.PHONY: install run test lint bench paper paper-cpu clean
+.PHONY: install run test lint bench paper paper-cpu docs clean
 
 install: $(VENV)/.installed
 
@@ -21,6 +21,12 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+
+# The documentation site (docs/, Sphinx + MyST): warnings are errors, every cross-reference must resolve
+# (-n), then the links between pages and into the repository are checked. Opens at docs/_build/html/index.html.
+docs: install
+	$(BIN)/python -m sphinx -W -n --keep-going -b html docs docs/_build/html
+	$(BIN)/python scripts/check_links.py
 
 # Time iterations of the four problems at paper size, ours against the straightforward implementation,
 # and print one ratio table (records in bench.json). threads=1: on a 2-core machine shared with other
@@ -37,4 +43,4 @@ paper-cpu: install
 	PINNBENCH=$(BIN)/pinnbench bash scripts/paper.sh cpu $(ARGS)
 
 clean:
-	rm -rf $(VENV) runs multirun outputs
+	rm -rf $(VENV) runs multirun outputs reports docs/_build

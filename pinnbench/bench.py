@@ -84,6 +84,9 @@ class BenchOptions:
     warmup: int = 6  # untimed iterations first (compilation happens here)
     baseline: bool = True  # also time the straightforward implementation
     memory: bool = True  # measure peak memory
+    memory_cap_mb: float = 4096.0
+    """A straightforward step whose peak memory, estimated from a probe at 1/PROBE of the points, would
+    pass this is timed at a fraction of the points and scaled up (marked ≈ in the table); 0: no cap."""
     out: str = "bench.json"
 
     def __post_init__(self) -> None:
@@ -94,6 +97,8 @@ class BenchOptions:
                 raise ConfigError(f"bench.{key}={getattr(self, key)} must be a positive integer.")
         if self.warmup < 0:
             raise ConfigError(f"bench.warmup={self.warmup} must not be negative.")
+        if self.memory_cap_mb < 0:
+            raise ConfigError(f"bench.memory_cap_mb={self.memory_cap_mb} must be 0 (no cap) or a number of MB.")
 
 
 @dataclass
@@ -207,6 +212,9 @@ class Variant:
         self.optimizer = self.method.make_optimizer(run.lr, setup.optimizer)
         self.generator = torch.Generator(device=setup.device).manual_seed(run.seed)
         self.iteration = 0
+        self.fraction, self.estimated_mb = 1.0, None  # the share of the points timed (see points_fraction)
+        self.twin: Variant | None = None  # the same step at half this share, for extrapolating (scale_record)
+        self.full_points: dict[str, int] = {}  # the points per iteration a scaled variant stands for
         if implementation == OURS:
             self.losses = GroupLosses(problem, self.model, setup.groups, setup.device, setup.dtype)
             self._step = self._ours
@@ -355,6 +363,78 @@ def peak_memory_mb(step: Callable[[], None], iterations: int, device: torch.devi
     return None if before is None or peak is None else max(peak - before, 0) / 2**20
 
 
+# ----- a memory cap for the straightforward step ----------------------------------------------------
+PROBE = 16
+"""The straightforward step's memory is first measured at 1/PROBE of the points per iteration."""
+
+
+def points_fraction(estimated_mb: float | None, cap_mb: float) -> float:
+    """The share of the points at which to time a step whose full-size peak is ``estimated_mb``: 1
+    when it fits under ``cap_mb`` (or there is no cap or no estimate), else the largest 1/2^j that does."""
+    if not cap_mb or estimated_mb is None or estimated_mb <= cap_mb:
+        return 1.0
+    fraction = 1.0
+    while estimated_mb * fraction > cap_mb and fraction > 1 / 1024:
+        fraction /= 2
+    return fraction
+
+
+def scale_points(cfg: DictConfig, fraction: float) -> None:
+    """Every term's points per iteration of ``cfg``'s problem size times ``fraction`` (at least 1)."""
+    points = cfg.problem.sizes[cfg.problem.size].points
+    with open_dict(cfg):
+        for term in points:
+            points[term] = max(1, round(points[term] * fraction))
+
+
+TIME_KEYS = ("ms_per_iter", "ms_per_iter_q1", "ms_per_iter_q3", "ms_per_iter_min", "cpu_ms_per_iter",
+             "matmul_ms_per_iter", "peak_memory_mb")
+"""Measurements with a fixed part per iteration (Python, kernel launches, allocator) beside the part
+that grows with the points: extrapolated by a line through two point counts."""
+
+
+def extrapolate(at_points: float | None, at_fewer: float | None, points: int, fewer: int, full: int) -> float | None:
+    """The value at ``full`` points per iteration of a quantity measured at ``points`` and at ``fewer``,
+    on the line a + b·(points) through the two readings (a fixed cost a, a cost b per point); None where
+    the readings do not grow with the points (noise larger than the difference) or one is missing."""
+    if at_points is None or at_fewer is None or not at_points > at_fewer or not points > fewer:
+        return None
+    return at_points + (at_points - at_fewer) / (points - fewer) * (full - points)
+
+
+def scale_record(record: dict, fewer: dict, full_points: dict[str, int], estimated_mb: float | None) -> dict:
+    """A record measured at a fraction of the points per iteration (and its twin ``fewer`` at about
+    half that), extrapolated to ``full_points``: times and memory on the line through the two
+    (:func:`extrapolate`), the matmul work in proportion to the points (every product's long
+    dimension is the number of points); the shares are recomputed from the extrapolated values."""
+    n, m, full = sum(record["points"].values()), sum(fewer["points"].values()), sum(full_points.values())
+    scaled = dict(record, points_fraction=n / full, estimated_peak_memory_mb=estimated_mb,
+                  measured_points=dict(record["points"]), points=dict(full_points))
+    for key in TIME_KEYS:
+        scaled[key] = extrapolate(record.get(key), fewer.get(key), n, m, full)
+    scaled["gflop_per_iter"] = record["gflop_per_iter"] * full / n
+    peak, ms, matmul_ms = record["machine_matmul_gflops"], scaled["ms_per_iter"], scaled["matmul_ms_per_iter"]
+    scaled["gflops"] = scaled["gflop_per_iter"] / (ms / 1e3) if ms else None
+    scaled["matmul_share"] = scaled["gflops"] / peak if ms else None
+    scaled["matmul_ceiling"] = scaled["gflop_per_iter"] / (matmul_ms / 1e3) / peak if matmul_ms else None
+    return scaled
+
+
+def _straightforward_fraction(cfg: DictConfig, options: BenchOptions) -> tuple[float, float | None]:
+    """(share of the points to time the straightforward step at, its estimated full-size peak MB)."""
+    if not options.memory_cap_mb:
+        return 1.0, None
+    probe_cfg = cfg.copy()
+    scale_points(probe_cfg, 1 / PROBE)
+    probe = Variant(prepare(probe_cfg), STRAIGHTFORWARD)
+    probe.step()
+    measured = peak_memory_mb(probe.step, len(probe.setup.groups), probe.setup.device)
+    del probe
+    _release_free_memory()
+    estimated = None if measured is None else measured * PROBE
+    return points_fraction(estimated, options.memory_cap_mb), estimated
+
+
 # ----- the benchmark ------------------------------------------------------------------------------
 def _variants(options: BenchOptions, configs: dict[str, DictConfig], say: Callable[[str], None]) -> list[Variant]:
     """Ours for every configuration and, with ``options.baseline``, the straightforward twin of each
@@ -372,7 +452,23 @@ def _variants(options: BenchOptions, configs: dict[str, DictConfig], say: Callab
         if options.baseline and name in options.methods:
             with open_dict(cfg):
                 cfg.fast = False
-            variants.append(Variant(prepare(cfg), STRAIGHTFORWARD))
+            fraction, estimated = _straightforward_fraction(cfg, options)
+            if fraction < 1:
+                say(f"{name}/straightforward: about {estimated:.0f} MB per step estimated (from 1/{PROBE} of the "
+                    f"points), above bench.memory_cap_mb={options.memory_cap_mb:g}; timed at {fraction:g} of the "
+                    f"points and scaled up.")
+                full_points = dict(cfg.problem.sizes[cfg.problem.size].points)
+                half = cfg.copy()
+                scale_points(half, fraction / 2)  # a second point count, for the fixed cost per iteration
+                twin = Variant(prepare(half), STRAIGHTFORWARD)
+                twin.fraction, twin.estimated_mb = fraction / 2, estimated
+                scale_points(cfg, fraction)
+            variant = Variant(prepare(cfg), STRAIGHTFORWARD)
+            variant.fraction, variant.estimated_mb = fraction, estimated
+            variants.append(variant)
+            if fraction < 1:
+                variant.twin, variant.full_points = twin, full_points
+                variants.append(twin)
     return variants
 
 
@@ -464,7 +560,10 @@ def run_bench(options: BenchOptions, configs: dict[str, DictConfig], say: Callab
         f"{dtype}, {device}, {torch.get_num_threads()} threads; {options.rounds} rounds × {timed} iterations per variant.")
     first_seconds = _first_seconds(variants, options.warmup, device)
     wall, cpu, peak = _time_rounds(variants, options, timed, device, dtype, say)
-    return [_record(v, wall[i], cpu[i], first_seconds[i], peak, options, timed) for i, v in enumerate(variants)]
+    records = {id(v): _record(v, wall[i], cpu[i], first_seconds[i], peak, options, timed) for i, v in enumerate(variants)}
+    twins = {id(v.twin) for v in variants if v.twin is not None}
+    return [scale_record(records[id(v)], records[id(v.twin)], v.full_points, v.estimated_mb) if v.twin is not None
+            else records[id(v)] for v in variants if id(v) not in twins]
 
 
 def _add_ratios(records: list[dict]) -> None:
@@ -473,10 +572,14 @@ def _add_ratios(records: list[dict]) -> None:
     for r in records:
         adam = by_key.get((r["problem"], "adam", OURS))
         base = by_key.get((r["problem"], r["method"], STRAIGHTFORWARD))
-        r["vs_straightforward"] = r["ms_per_iter"] / base["ms_per_iter"] if base else None
-        r["vs_our_adam"] = r["ms_per_iter"] / adam["ms_per_iter"] if adam else None
+        ms = r["ms_per_iter"]  # None where a scaled straightforward time could not be extrapolated
+
+        def ratio(other: dict | None) -> float | None:
+            return ms / other["ms_per_iter"] if ms and other and other["ms_per_iter"] else None
+
+        r["vs_straightforward"], r["vs_our_adam"] = ratio(base), ratio(adam)
         iterations = r["paper_iterations"]
-        r["paper_run_minutes"] = r["ms_per_iter"] * iterations / 6e4 if iterations else None
+        r["paper_run_minutes"] = ms * iterations / 6e4 if iterations and ms else None
 
 
 def table(records: list[dict]) -> str:
@@ -490,25 +593,37 @@ def table(records: list[dict]) -> str:
             continue
         base = by_key.get((r["problem"], r["method"], STRAIGHTFORWARD))
 
-        def fmt(value: float | None, pattern: str) -> str:
-            return "–" if value is None else pattern.format(value)
+        def fmt(value: float | None, pattern: str, scaled: bool = False) -> str:
+            return "–" if value is None else ("≈" if scaled else "") + pattern.format(value)
 
+        scaled = bool(base and base.get("points_fraction", 1.0) < 1)
         rows.append([r["problem"], r["method"], r["n_losses"], fmt(r["ms_per_iter"], "{:.1f}"),
-                     fmt(base["ms_per_iter"] if base else None, "{:.1f}"),
-                     fmt(r["vs_straightforward"], "{:.2f}×"), fmt(r["vs_our_adam"], "{:.2f}×"),
+                     fmt(base["ms_per_iter"] if base else None, "{:.1f}", scaled),
+                     fmt(r["vs_straightforward"], "{:.2f}×", scaled), fmt(r["vs_our_adam"], "{:.2f}×"),
                      fmt(r["gflop_per_iter"], "{:.2f}"), fmt(r["matmul_share"], "{:.0%}"),
                      fmt(r.get("matmul_ceiling"), "{:.0%}"),
                      fmt(r["peak_memory_mb"], "{:.0f}"),
-                     fmt(base["peak_memory_mb"] if base else None, "{:.0f}"),
+                     fmt(base["peak_memory_mb"] if base else None, "{:.0f}", scaled),
                      fmt(r["paper_run_minutes"], "{:.1f}")])
     headers = ["problem", "method", "losses", "ms/iter", "straightforward ms/iter", "× straightforward", "× our Adam",
                "GFLOP/iter", "matmul share", "matmul ceiling", "peak MB", "straightforward peak MB", "paper run (min)"]
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 
 
+def scaled_notes(records: list[dict]) -> list[str]:
+    """One line per straightforward step timed at a fraction of the points (the ≈ cells of :func:`table`)."""
+    return [f"≈ {r['problem']} {r['method']}: the straightforward step would need about "
+            f"{r['estimated_peak_memory_mb']:.0f} MB (estimated at 1/{PROBE} of the points), above "
+            f"bench.memory_cap_mb; timed and measured at {r['points_fraction']:.3g} and about half of the points per "
+            f"iteration ({sum(r['measured_points'].values())} of {sum(r['points'].values())}), its time and memory "
+            f"extrapolated to all of them on the line through the two (a fixed cost per iteration and a cost per "
+            f"point; – where the two did not grow with the points), its matmul work in proportion to the points."
+            for r in records if r["implementation"] == STRAIGHTFORWARD and r.get("points_fraction", 1.0) < 1]
+
+
 def summary(records: list[dict]) -> str:
-    """What was measured, in one paragraph per problem."""
-    lines = []
+    """What was measured, in one paragraph per problem, and the notes on scaled cells."""
+    lines = scaled_notes(records)
     for problem in dict.fromkeys(r["problem"] for r in records):
         rows = [x for x in records if x["problem"] == problem]
         r = rows[0]

@@ -62,6 +62,8 @@ def check_overrides(overrides: list[str]) -> None:
                     raise ConfigError(f"{key}={value} is not one of configs/{key}/; allowed: {', '.join(offered)}.")
         if "." not in key and not o.is_sweep_override():
             choices.append(o.input_line)
+        if key not in GROUPS and head not in ("problem", "method", "optimizer", "finish"):
+            check_type(key, list(o.sweep_iterator()) if o.is_sweep_override() else [o.value()])
     typed_groups = ("problem", "method", "optimizer", "finish")
     dotted = [o for o in parsed if "." in o.key_or_group and o.key_or_group.split(".")[0] in typed_groups
               and not o.is_add() and not o.is_force_add()]
@@ -91,6 +93,41 @@ def check_overrides(overrides: list[str]) -> None:
                 break
 
 
+TYPE_WORDS = {float: "a number", int: "an integer", bool: "true or false", str: "a string"}
+
+
+def _expected(schema: type, path: list[str]) -> tuple[str, Any]:
+    """(the type of the setting at ``path`` in words, its default) from the dataclass ``schema``."""
+    default: Any = schema()
+    hint: Any = schema
+    for name in path:
+        hint = typing.get_type_hints(hint).get(name, Any) if dataclasses.is_dataclass(hint) else Any
+        default = getattr(default, name, None)
+    optional = type(None) in typing.get_args(hint)
+    base = next((a for a in typing.get_args(hint) if a is not type(None)), hint) if optional else hint
+    words = TYPE_WORDS.get(base, getattr(base, "__name__", str(base)))
+    return words + (" or null" if optional else ""), default
+
+
+def check_type(key: str, values: list[Any]) -> None:
+    """A value of the wrong type for a top-level, ``budget.*`` or ``diagnostics.*`` setting fails in one
+    line naming the key, the type it takes and its default (``lr=abc``), as every other mistake does."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    from pinnbench.settings import RunConfig
+
+    schema = OmegaConf.structured(RunConfig)
+    for value in values:
+        try:
+            OmegaConf.update(schema, key, value, merge=True)
+        except OmegaConfBaseException:
+            words, default = _expected(RunConfig, key.split("."))
+            default = {None: "null", True: "true", False: "false"}.get(default, default) \
+                if not isinstance(default, (int, float)) or isinstance(default, bool) else default
+            raise ConfigError(f"{key}={value}: {key} takes {words} (default {default}); "
+                              f"{value!r} is not one.") from None
+
+
 def check_single_run(overrides: list[str]) -> None:
     """Validate a single run's whole configuration before Hydra creates its directory."""
     from hydra import compose, initialize_config_dir
@@ -113,6 +150,38 @@ def check_single_run(overrides: list[str]) -> None:
     with open_dict(cfg):
         del cfg["hydra"]
     prepare(cfg)
+
+
+REFERENCES = {"paper": "the paper's reference data", "exact": "the exact reference"}
+"""What ``test_reference`` in a summary means, in words."""
+
+
+def finished_lines(summary: dict[str, Any], run_dir: Path) -> str:
+    """The end of a run: its errors and against which reference, where its records are, and the
+    command that compares it with other runs (a report into the git-ignored ``reports/``)."""
+    def number(key: str) -> str:
+        value = summary.get(key)
+        return "none" if value is None else f"{value:.3e}"
+
+    reference = summary.get("test_reference", "exact")
+    errors = f"final test MSE {number('test_mse')}, relative L2 {number('rel_l2')}, " \
+             f"against {REFERENCES.get(reference, reference)}"
+    other = "exact" if reference == "paper" else "paper"
+    if summary.get(f"test_mse_{other}") is not None:
+        errors += f" (against {REFERENCES[other]}: MSE {number(f'test_mse_{other}')})"
+    run_dir = _shown(Path(run_dir))
+    group = run_dir.parent
+    return (f"{summary['status']}: {summary['iterations']} iterations in {summary['seconds']:.1f} s; {errors}\n"
+            f"records in {run_dir}\n"
+            f"compare with other runs: pinnbench report {group} --out reports/{group.name}")
+
+
+def _shown(path: Path) -> Path:
+    """``path`` relative to the working directory when it lies below it (as the user typed it)."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()) if path.is_absolute() else path
+    except ValueError:
+        return path
 
 
 def _run_task(cfg: DictConfig) -> Any:
@@ -144,9 +213,7 @@ def _run_task(cfg: DictConfig) -> Any:
     def work() -> dict[str, Any]:
         summary = train(setup(), run_dir)
         if not summary.get("skipped"):
-            mse = summary["test_mse"]
-            print(f"{summary['status']}: {summary['iterations']} iterations in {summary['seconds']:.1f} s, "
-                  f"final test MSE {mse:.3e}; records in {run_dir}", flush=True)
+            print(finished_lines(summary, run_dir), flush=True)
         return summary
 
     try:

@@ -83,7 +83,7 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """The checkpoint at ``path``; a :class:`ConfigError` naming it when it cannot be read."""
+    """The checkpoint at ``path``; a :class:`~pinnbench.errors.ConfigError` naming it when it cannot be read."""
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # truncated, not a torch file, unpickling error: all say the same to a user

@@ -64,7 +64,7 @@ TEST_REFERENCES = ("paper", "exact")
 
 
 def check_choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
-    """Raise a :class:`ConfigError` naming ``problem.<key>`` unless ``value`` is one of ``allowed``."""
+    """Raise a :class:`~pinnbench.errors.ConfigError` naming ``problem.<key>`` unless ``value`` is one of ``allowed``."""
     if value not in allowed:
         raise ConfigError(f"problem.{key}={value!r} is not a choice; allowed: {', '.join(allowed)}.")
 
@@ -273,6 +273,8 @@ class FieldSlice:
     shape: tuple[int, int]
     axes: tuple[int, int]
     title: str = ""
+    reference: str = "the exact reference"
+    """What ``fields`` are, in words (the error panels name it)."""
 
 
 class Problem:
@@ -301,7 +303,7 @@ class Problem:
     """The option holding the PDE parameter an inverse run trains (``nu``, ``re``); its value in the
     options is the truth the observations come from. None: the problem has no inverse version."""
     inverse_groupings: ClassVar[dict[int, tuple[tuple[str, ...], ...]]] = {}
-    """:attr:`groupings` of an inverse run, in which the term ``data`` joins the losses."""
+    """``groupings`` of an inverse run, in which the term ``data`` joins the losses."""
     fixed_terms: ClassVar[tuple[str, ...]] = ("data",)
     """Terms whose points are drawn once per seed rather than every iteration (observations)."""
 
@@ -405,7 +407,7 @@ class Problem:
 
     def parameter_errors(self) -> dict[str, float]:
         """In an inverse run, the estimate of the unknown (``<unknown>``, e.g. ``nu``) and its
-        relative error |estimate − truth| / |truth| (``<unknown>_rel_error``); else nothing."""
+        relative error ``|estimate − truth| / |truth|`` (``<unknown>_rel_error``); else nothing."""
         if self.log_unknown is None:
             return {}
         estimate, truth = self.log_unknown.exp().item(), getattr(self.options, self.unknown)
@@ -587,7 +589,7 @@ class Problem:
 
     def derived_fields(self, values: Tensor) -> dict[str, Tensor]:
         """Quantities computed from the fields [N, n_fields] that are also reported ([N] each),
-        e.g. the modulus |h| of a complex field; none by default."""
+        e.g. the modulus ``|h|`` of a complex field; none by default."""
         return {}
 
     def plot_slice(self) -> FieldSlice:

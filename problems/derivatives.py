@@ -479,7 +479,7 @@ def jet(fn: Field, inputs: Tensor, first: Sequence[int] = (), second: Sequence[i
     ``inputs`` [N, d].
 
     ``fast``: False or ``"autograd"`` — nested autograd; True or ``"taylor"`` — Taylor streams when
-    the cost rule says they are cheaper and ``fn`` is an :class:`MLP`; ``"compiled"`` — the same with
+    the cost rule says they are cheaper and ``fn`` is an :class:`~pinnbench.network.MLP`; ``"compiled"`` — the same with
     compiled pointwise kernels.
     """
     mode = {False: AUTOGRAD, True: TAYLOR}.get(fast, fast) if isinstance(fast, bool) else fast

@@ -52,3 +52,8 @@ def run_cli(*args: str, cwd: str | Path | None = None, timeout: float = 600) -> 
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.run([sys.executable, "-m", "pinnbench", *args], capture_output=True, text=True,
                           cwd=cwd, env=env, timeout=timeout)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--repin", action="store_true", default=False,
+                     help="print the values tests/test_numerics_pinned.py should pin instead of checking them")

@@ -20,6 +20,7 @@ from problems.base import LazyBatches
 from tests.conftest import TINY, compose_config, run_cli, tiny_problem
 
 METHODS = sorted(p.stem for p in (config_dir() / "method").glob("*.yaml"))
+FULL_POINTS = {"residual": 48, "boundary": 12, "initial": 12}
 TINY_PAPER = ("problem.sizes.paper.points.residual=48", "problem.sizes.paper.points.boundary=12",
               "problem.sizes.paper.points.initial=12", "problem.sizes.paper.width=12")
 RECORD_KEYS = {"problem", "method", "implementation", "n_losses", "ms_per_iter", "peak_memory_mb", "gflop_per_iter",
@@ -113,7 +114,12 @@ def test_bench_writes_its_records_and_prints_the_ratio_table(tmp_path):
         assert row["problem"] == "burgers" and row["size"] == "paper" and row["points"]["residual"] == 48
         assert row["ms_per_iter"] > 0 and row["gflop_per_iter"] > 0 and row["vs_our_adam"] > 0
         assert row["iterations_per_round"] % row["n_losses"] == 0
-        assert 0 < row["matmul_ms_per_iter"] < row["ms_per_iter"] and row["matmul_ceiling"] > row["matmul_share"]
+        # arithmetic on the record's own numbers only: two timings taken in different cycles are never compared
+        assert row["matmul_ms_per_iter"] > 0 and row["machine_matmul_gflops"] > 0
+        assert row["matmul_share"] == pytest.approx(row["gflop_per_iter"] / (row["ms_per_iter"] / 1e3)
+                                                    / row["machine_matmul_gflops"], rel=1e-12)
+        assert row["matmul_ceiling"] == pytest.approx(row["gflop_per_iter"] / (row["matmul_ms_per_iter"] / 1e3)
+                                                      / row["machine_matmul_gflops"], rel=1e-12)
     assert "× straightforward" in result.stdout and "records in" in result.stdout
     for method in methods:
         assert f"| {method}" in result.stdout
@@ -194,3 +200,84 @@ def test_bench_times_several_problems_into_one_table(tmp_path):
 def test_bench_refuses_a_problem_given_twice():
     with pytest.raises(ConfigError, match="not both"):
         bench.compose(["problem=burgers", "bench.problems=[kovasznay]"])
+
+
+@pytest.mark.parametrize("estimated, cap, fraction", [
+    (None, 4096, 1.0), (100.0, 4096, 1.0), (4096.0, 4096, 1.0), (5000.0, 4096, 0.5), (18000.0, 4096, 0.125),
+    (18000.0, 0, 1.0), (1e9, 1.0, 1 / 1024),
+])
+def test_the_points_fraction_keeps_the_estimated_peak_under_the_cap(estimated, cap, fraction):
+    assert bench.points_fraction(estimated, cap) == fraction
+
+
+@pytest.mark.parametrize("at_points, at_fewer, points, fewer, full, expected", [
+    (30.0, 20.0, 2500, 1250, 10000, 90.0),  # 10 fixed + 0.008 per point
+    (16.0, 8.0, 500, 250, 1000, 32.0),  # no fixed part: proportional
+    (20.0, 20.0, 2500, 1250, 10000, None), (19.0, 20.0, 2500, 1250, 10000, None),  # noise beyond the difference
+    (None, 5.0, 2500, 1250, 10000, None), (30.0, 20.0, 10, 10, 100, None),
+])
+def test_a_reading_is_extrapolated_on_the_line_through_two_point_counts(at_points, at_fewer, points, fewer, full,
+                                                                         expected):
+    found = bench.extrapolate(at_points, at_fewer, points, fewer, full)
+    assert found == (pytest.approx(expected) if expected else None)
+
+
+def test_a_record_at_a_fraction_of_the_points_is_scaled_to_all_of_them():
+    def made_up(ms: float, memory: float, matmul_ms: float, residual: int) -> dict:
+        return {"ms_per_iter": ms, "ms_per_iter_q1": ms, "ms_per_iter_q3": ms, "ms_per_iter_min": ms,
+                "cpu_ms_per_iter": ms, "gflop_per_iter": 0.5, "matmul_ms_per_iter": matmul_ms,
+                "peak_memory_mb": memory, "machine_matmul_gflops": 100.0,
+                "points": {"residual": residual, "boundary": residual // 10}}
+
+    full = {"residual": 10000, "boundary": 1000}
+    record, fewer = made_up(30.0, 1000.0, 8.0, 2500), made_up(20.0, 600.0, 4.0, 1250)
+    scaled = bench.scale_record(record, fewer, full, 16000.0)
+    assert scaled["ms_per_iter"] == pytest.approx(90.0) and scaled["peak_memory_mb"] == pytest.approx(3400.0)
+    assert scaled["matmul_ms_per_iter"] == pytest.approx(32.0) and scaled["gflop_per_iter"] == pytest.approx(2.0)
+    assert scaled["matmul_share"] == pytest.approx(2.0 / 0.090 / 100.0)
+    assert scaled["matmul_ceiling"] == pytest.approx(2.0 / 0.032 / 100.0)
+    assert scaled["points"] == full and scaled["points_fraction"] == 0.25
+    assert record["ms_per_iter"] == 30.0  # the measured record is left as it was
+    flat = bench.scale_record(record, made_up(30.0, 1000.0, 8.0, 1250), full, 16000.0)
+    assert flat["ms_per_iter"] is None and flat["matmul_share"] is None  # no growth seen: no value invented
+    rows = [{**made_up(30.0, 1000.0, 8.0, 10000), "problem": "p", "method": "m", "n_losses": 3, "matmul_share": 0.1,
+             "implementation": bench.OURS, "paper_iterations": None},
+            {**flat, "problem": "p", "method": "m", "implementation": bench.STRAIGHTFORWARD, "paper_iterations": 10}]
+    bench._add_ratios(rows)
+    assert rows[0]["vs_straightforward"] is None and "| ≈–" not in bench.table(rows)
+
+
+def test_scaling_the_points_keeps_at_least_one_per_term():
+    cfg = compose_config("problem.size=paper")
+    full = dict(cfg.problem.sizes.paper.points)
+    bench.scale_points(cfg, 1 / 16)
+    assert dict(cfg.problem.sizes.paper.points) == {t: max(1, round(n / 16)) for t, n in full.items()}
+
+
+def test_a_straightforward_step_over_the_memory_cap_is_timed_at_a_fraction_and_marked(tmp_path, monkeypatch):
+    readings = []
+
+    def made_up_peak(step, iterations, device):  # made-up readings: 1 MB per point (1 000 MB at 1/16 of them)
+        readings.append(iterations)
+        points = step.__self__.setup.problem.points  # the made-up memory: ∝ the points
+        return 1000.0 * sum(points.values()) / sum(max(1, round(n / 16)) for n in FULL_POINTS.values())
+
+    monkeypatch.setattr(bench, "peak_memory_mb", made_up_peak)
+    out = tmp_path / "bench.json"
+    lines = []
+    records = bench.bench([*TINY_PAPER, "compile=false", "bench.methods=[adam]", "bench.optimizers=[]",
+                           "bench.iterations=1", "bench.rounds=1", "bench.warmup=1", "bench.memory_cap_mb=4096",
+                           f"bench.out={out}"], say=lines.append)
+    plain = next(r for r in records if r["implementation"] == bench.STRAIGHTFORWARD)
+    ours = next(r for r in records if r["implementation"] == bench.OURS)
+    assert plain["points_fraction"] == 0.25 and plain["estimated_peak_memory_mb"] == pytest.approx(16000.0)
+    assert plain["points"] == FULL_POINTS and plain["measured_points"] == {"residual": 12, "boundary": 3, "initial": 3}
+    assert plain["peak_memory_mb"] == pytest.approx(200.0 * 72)  # 200 MB per point, on the line through two counts
+    assert "points_fraction" not in ours and len(records) == 2  # the twin at 1/8 is folded into the record
+    text = "\n".join(lines)
+    assert "≈14400" in text and "timed at 0.25 of the points" in text and "(18 of 72)" in text
+
+
+def test_bad_memory_cap_is_refused():
+    with pytest.raises(ConfigError, match="memory_cap_mb"):
+        bench.compose(["bench.memory_cap_mb=-1"])

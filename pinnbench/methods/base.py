@@ -63,7 +63,7 @@ class MethodOptions:
 
 
 def require(ok: bool, key: str, value: Any, allowed: str) -> None:
-    """For an Options ``validate``: raise a :class:`ConfigError` naming ``method.<key>``, its value and
+    """For an Options ``validate``: raise a :class:`~pinnbench.errors.ConfigError` naming ``method.<key>``, its value and
     the allowed range unless ``ok``."""
     if not ok:
         raise ConfigError(f"method.{key}={value!r} is out of range; allowed: {allowed}.")
@@ -88,7 +88,7 @@ class Method:
 
     @classmethod
     def check_optimizer(cls, options: OptimizerOptions) -> None:
-        """Raise a one-line :class:`ConfigError` when this method cannot hand its direction to the
+        """Raise a one-line :class:`~pinnbench.errors.ConfigError` when this method cannot hand its direction to the
         optimiser of ``options``; every optimiser is fine unless a method takes its own steps."""
 
     def make_optimizer(self, lr: float, optimizer: Optimizer | None = None) -> torch.optim.Optimizer:

@@ -65,7 +65,7 @@ class TorchJDOptions(MethodOptions):
 
 class TorchJD(GradientMethod):
     Options = TorchJDOptions
-    description = "any torchjd aggregator (method.aggregator=NAME, method.kwargs={...}), stepped by Adam"
+    description = "any torchjd aggregator (method.aggregator=NAME, +method.kwargs={...}), stepped by Adam"
 
     def __init__(self, options: TorchJDOptions, n_losses: int, params: Sequence[Tensor]) -> None:
         super().__init__(options, n_losses, params)

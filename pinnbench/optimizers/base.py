@@ -25,17 +25,17 @@ class OptimizerOptions:
     name: str = "optimizer"
 
     def validate(self) -> None:
-        """Raise a :class:`ConfigError` naming ``optimizer.<key>`` for an option out of range."""
+        """Raise a :class:`~pinnbench.errors.ConfigError` naming ``optimizer.<key>`` for an option out of range."""
 
 
 def require(ok: bool, key: str, value: Any, allowed: str) -> None:
-    """For an Options ``validate``: a :class:`ConfigError` naming ``optimizer.<key>`` unless ``ok``."""
+    """For an Options ``validate``: a :class:`~pinnbench.errors.ConfigError` naming ``optimizer.<key>`` unless ``ok``."""
     if not ok:
         raise ConfigError(f"optimizer.{key}={value!r} is out of range; allowed: {allowed}.")
 
 
 def library(module: str, optimizer: str, extra: str = "optimizers") -> Any:
-    """Import ``module`` (an optional library), or a :class:`ConfigError` naming the extra to install."""
+    """Import ``module`` (an optional library), or a :class:`~pinnbench.errors.ConfigError` naming the extra to install."""
     try:
         return importlib.import_module(module)
     except ImportError:
@@ -53,7 +53,7 @@ class Optimizer:
         self.options = options
 
     def check(self) -> None:
-        """Raise a :class:`ConfigError` before training when the optimiser cannot run (a missing library)."""
+        """Raise a :class:`~pinnbench.errors.ConfigError` before training when the optimiser cannot run (a missing library)."""
 
     def build(self, params: Sequence[Tensor], lr: float) -> torch.optim.Optimizer | Chain:
         """The torch optimiser (or a :class:`Chain` of them) over ``params``, in the network's order

@@ -48,6 +48,8 @@ class Report:
     conflicts: pd.DataFrame | None = None
     weights: pd.DataFrame | None = None
     baseline: str = tables.BASELINE
+    common_ranks: dict[str, pd.DataFrame] = field(default_factory=dict)
+    """Per budget kind whose methods ran different settings: mean ranks over the settings all ran."""
 
     def counts(self) -> str:
         """``5 runs: 3 completed and in the means, 1 diverged, 1 incomplete``."""
@@ -75,6 +77,7 @@ def markdown(report: Report, out: Path, n_resamples: int, seed: int) -> str:
                if baseline != tables.BASELINE else []),
              *(["Variants (the hash that ends their run directories' names):", "",
                 *tables.variant_lines(report.runs), ""] if report.runs["variant"].ne("").any() else []),
+             *[f"**{n}**\n" for n in report.notes if n.startswith("warning:")],
              *_paper_section(report),
              "## Errors over seeds", "", tables.to_markdown(tables.errors_view(summary)), "",
              tables.ERRORS_NOTE.format(metric=report.metric), "",
@@ -88,6 +91,13 @@ def markdown(report: Report, out: Path, n_resamples: int, seed: int) -> str:
     if len(report.ranks):
         lines += ["## Ranks across settings", "", tables.to_markdown(tables.ranks_view(report.ranks)), "",
                   tables.RANKS_NOTE, ""]
+        for kind, common in report.common_ranks.items():
+            title = PANEL_TITLES.get(kind, kind)
+            lines += ([f"The methods ran different numbers of settings ({title}), so the mean ranks above do not "
+                       f"compare; over only the settings every method ran:", "",
+                       tables.to_markdown(tables.ranks_view(common)), ""] if len(common) else
+                      [f"The methods ran different numbers of settings ({title}) and no setting has every method, "
+                       "so the mean ranks above do not compare.", ""])
     if len(report.targets):
         lines += ["## Time to target", "", tables.to_markdown(targets.target_view(report.targets, baseline)), "",
                   tables.TARGET_NOTE.format(source=report.target_source), ""]
@@ -160,6 +170,8 @@ def build_report(paths: Iterable[str | os.PathLike], out: str | os.PathLike, *, 
     if given_targets:
         report.target_source = (f"given per problem ({', '.join(f'{k}={v:g}' for k, v in given_targets.items())}), "
                                 "else " + report.target_source)
+    report.common_ranks = tables.common_rank_table(medians)
+    report.notes[:0] = tables.short_budget_notes(runs, default_iterations)
     excluded = len(report.excluded())
     if excluded:
         report.notes.insert(0, f"{excluded} run(s) diverged, failed, did not finish or lack {metric}: listed under "
@@ -175,6 +187,19 @@ def build_report(paths: Iterable[str | os.PathLike], out: str | os.PathLike, *, 
                      if t is not None]
     _write(report, out, n_resamples, seed)
     return report
+
+
+def default_iterations(problem: str, size: str) -> int | None:
+    """The iterations of ``size`` in ``configs/problem/<problem>.yaml`` (None where there is no such file)."""
+    from omegaconf import OmegaConf
+
+    from pinnbench.cli import config_dir
+
+    path = config_dir() / "problem" / f"{problem}.yaml"
+    if not path.is_file():
+        return None
+    sizes = OmegaConf.load(path).get("sizes") or {}
+    return (sizes.get(size) or {}).get("iterations")
 
 
 def _table(table: pd.DataFrame, path: Path) -> pd.DataFrame | None:

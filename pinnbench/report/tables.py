@@ -71,7 +71,7 @@ TARGET_NOTE = (
     "seconds to target count a seed that never reaches it as +inf (so inf when fewer than half reach it); "
     "speedup_vs_adam = Adam's reference seconds / the method's median seconds to target, where Adam's "
     "reference is where it ends (the median of its training seconds) when the target is its median final E, "
-    "and its median seconds to target when the target is given (none where fewer than half its seeds reach it)."
+    "and its median seconds to target when the target is given (none where fewer than half its seeds reach it). A method whose median run never reaches the target shows \"never\" (0 in the CSV)."
 )
 
 
@@ -271,6 +271,39 @@ def rank_table(medians: pd.DataFrame) -> pd.DataFrame:
     columns = ["budget", "method", "mean_rank", "n_settings", "n_settings_budget"]
     return pd.concat(parts)[columns].sort_values(["budget", "mean_rank", "method"], ignore_index=True) \
         if parts else pd.DataFrame(columns=columns)
+
+
+def common_rank_table(medians: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """{budget kind: mean ranks over only the settings that every method of that kind ran}, for the
+    kinds where methods ran different numbers of settings (their :func:`rank_table` means average over
+    different settings, so they do not compare); an empty frame where no setting has every method."""
+    common = {}
+    for kind, block in medians.groupby(level="budget", sort=True):
+        block = block.dropna(axis=1, how="all")
+        if block.notna().all().all():
+            continue
+        shared = block.dropna(axis=0, how="any")
+        ranks = stats.mean_ranks(shared).rename_axis("method").reset_index() if len(shared) else pd.DataFrame()
+        common[kind] = ranks.sort_values(["mean_rank", "method"], ignore_index=True) if len(ranks) else ranks
+    return common
+
+
+SHORT_BUDGET = 5
+"""A budget below 1/SHORT_BUDGET of the problem size's default iterations gets a warning."""
+
+
+def short_budget_notes(runs: pd.DataFrame, default_iterations) -> list[str]:
+    """A warning per (problem, size, iterations) budget far below the size's default,
+    ``default_iterations(problem, size)`` (None where unknown): short runs can rank methods otherwise."""
+    notes = []
+    short = runs[runs["budget"].eq("iterations")].dropna(subset=["problem", "size", "budget_amount"])
+    for (problem, size, amount), _ in short.groupby(["problem", "size", "budget_amount"], sort=True):
+        default = default_iterations(problem, size)
+        if default and amount * SHORT_BUDGET < default:
+            notes.append(f"warning: {problem} at size {size} trained {amount:.0f} iterations, under 1/{SHORT_BUDGET} "
+                         f"of the size's default ({default}); rankings after so few iterations can differ from "
+                         f"those at the full budget, so treat them as a smoke test.")
+    return notes
 
 
 def cell(fmt: str, *values) -> str:

@@ -107,11 +107,14 @@ def target_table(timed: pd.DataFrame, given: Collection[str] = (), baseline: str
 
 
 def target_view(table: pd.DataFrame, baseline: str = BASELINE) -> pd.DataFrame:
-    """The time-to-target table as text cells (``inf``: fewer than half the seeds reach the target)."""
+    """The time-to-target table as text cells (``inf``: fewer than half the seeds reach the target; the
+    speed-up is then ``never``, where the CSV holds 0 = reference / inf)."""
     view = setting_view(table)
     view["target"] = [f"{t:.3e}" for t in table["target"]]
     view["reached"] = [f"{r}/{n}" for r, n in zip(table["n_reached"], table["n_runs"])]
     view["median iterations"] = [cell("{:.0f}", v) for v in table["median_iterations_to_target"]]
     view["median seconds"] = [cell("{:.2f}", v) for v in table["median_seconds_to_target"]]
-    view[f"speed-up vs {baseline_name(baseline)}"] = [cell("{:.2f}×", v) for v in table["speedup_vs_adam"]]
+    view[f"speed-up vs {baseline_name(baseline)}"] = [
+        "never" if np.isinf(seconds) else cell("{:.2f}×", v)
+        for v, seconds in zip(table["speedup_vs_adam"], table["median_seconds_to_target"].astype(float))]
     return view

@@ -74,3 +74,16 @@ def test_every_problem_has_a_regular_plot_slice():
             with torch.no_grad():
                 np.testing.assert_allclose(where.fields, problem.exact(torch.from_numpy(where.inputs)).numpy(),
                                            atol=1e-12)
+
+
+def test_the_figure_names_both_errors_and_their_references(tmp_path):
+    from pinnbench.fieldplot import _title, figure
+
+    tiny_run("burgers", tmp_path, "plot=false")
+    problem, model = load_run(tmp_path)
+    fig = figure(problem, model, _title(tmp_path, problem))
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert f"test MSE {summary['test_mse']:.2e} on the test grid, against the paper's reference data" \
+        in fig._suptitle.get_text()
+    error_titles = [ax.get_title() for ax in fig.axes if ax.get_title().startswith("|error|")]
+    assert error_titles and all("on this slice,\nagainst the exact reference" in t for t in error_titles)

@@ -294,3 +294,31 @@ def test_pairs_between_two_methods_and_in_both_orders(made_up):
         assert back["median_log10_ratio"] == pytest.approx(-pair["median_log10_ratio"])
     walltime = pairs[pairs["budget"] == "walltime"]
     assert set(zip(walltime["method"], walltime["versus"])) == {("adam", "best"), ("best", "adam")}
+
+
+def test_mean_ranks_compare_only_over_settings_every_method_ran():
+    from pinnbench.report.tables import common_rank_table, rank_table
+
+    index = pd.MultiIndex.from_tuples([("burgers", "cpu", n, "iterations", 3000.0, "") for n in (2, 3)],
+                                      names=["problem", "size", "n_losses", "budget", "budget_amount", "variant"])
+    medians = pd.DataFrame({"adam": [1.0, float("nan")], "config": [2.0, 0.5], "pcgrad": [3.0, 1.0]}, index=index)
+    ranks = rank_table(medians).set_index("method")
+    assert ranks.loc["adam", "n_settings"] == 1 and ranks.loc["config", "n_settings"] == 2  # not comparable
+    common = common_rank_table(medians)["iterations"].set_index("method")
+    assert common["mean_rank"].to_dict() == {"adam": 1.0, "config": 2.0, "pcgrad": 3.0}
+    assert set(common["n_settings"]) == {1}
+    assert common_rank_table(medians.fillna(9.0)) == {}  # every method ran every setting: nothing to add
+    assert len(common_rank_table(pd.DataFrame({"adam": [1.0, float("nan")], "config": [float("nan"), 2.0]},
+                                              index=index))["iterations"]) == 0
+
+
+def test_a_budget_far_below_the_sizes_default_is_warned_about():
+    from pinnbench.report import default_iterations
+    from pinnbench.report.tables import short_budget_notes
+
+    assert default_iterations("burgers", "cpu") == 3000 and default_iterations("nosuch", "cpu") is None
+    runs = pd.DataFrame({"problem": ["burgers", "burgers", "burgers"], "size": ["cpu"] * 3,
+                         "budget": ["iterations", "iterations", "walltime"], "budget_amount": [200.0, 3000.0, 10.0]})
+    notes = short_budget_notes(runs, default_iterations)
+    assert len(notes) == 1 and "200 iterations" in notes[0] and "default (3000)" in notes[0]
+    assert short_budget_notes(runs.iloc[1:], default_iterations) == []

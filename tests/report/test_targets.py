@@ -103,3 +103,15 @@ def test_targets_are_parsed_per_problem():
     for bad in ("burgers", "=1", "burgers=-1", "burgers=x", "burgers=inf"):
         with pytest.raises(ConfigError, match="PROBLEM=VALUE"):
             parse_targets([bad])
+
+
+def test_a_method_whose_median_run_never_reaches_the_target_shows_never():
+    from pinnbench.report.targets import target_view
+
+    table = pd.DataFrame([{**dict(zip(["problem", "size", "n_losses", "budget", "budget_amount", "variant"], BURGERS)),
+                           "method": m, "target": 0.04, "n_runs": 3, "n_reached": r, "reached": r / 3,
+                           "median_iterations_to_target": it, "median_seconds_to_target": s, "speedup_vs_adam": x}
+                          for m, r, it, s, x in [("adam", 2, 200, 1.0, 1.0), ("lra", 0, math.inf, math.inf, 0.0),
+                                                 ("config", 3, 100, 0.5, 2.0)]])
+    view = target_view(table).set_index("method")["speed-up vs Adam"]
+    assert view.to_dict() == {"adam": "1.00×", "lra": "never", "config": "2.00×"}
