@@ -7,6 +7,7 @@ Without a tracking URI the store is MLflow's local SQLite backend, ``sqlite:///<
 
 from __future__ import annotations
 
+import logging
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -57,6 +58,8 @@ class MLflow(Tracker):
     def open(self, state: dict[str, Any] | None, params: dict[str, Any]) -> Resumed:
         from mlflow.tracking import MlflowClient
 
+        for name in ("mlflow", "alembic"):  # their INFO lines (creating the database tables) would flood a sweep's log
+            logging.getLogger(name).setLevel(logging.WARNING)
         uri, artifacts = self._store()
         lock = self.where.study_dir.resolve() / f".{DATABASE}.lock" if not self.options.tracking_uri else None
         with FileLock(lock) if lock else nullcontext():  # parallel jobs of a sweep create the database once

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
+import string
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +20,7 @@ from pinnbench.errors import ConfigError
 from pinnbench.trackers.base import Resumed, Tracker
 
 MODES = ("offline", "online")
+ID_LETTERS = string.ascii_lowercase + string.digits
 
 
 @dataclass
@@ -48,7 +51,7 @@ class WandB(Tracker):
         import wandb
 
         os.environ.setdefault("WANDB_SILENT", "true")
-        run_id = state["run_id"] if state else wandb.util.generate_id()
+        run_id = state["run_id"] if state else "".join(secrets.choice(ID_LETTERS) for _ in range(8))
         held = -1
         if state is not None and self.options.mode == "offline":
             held = max((step for step, _ in offline_history(self.where.run_dir, run_id)), default=-1)
