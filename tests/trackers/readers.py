@@ -65,7 +65,9 @@ def wandb(run_dir: Path, study_dir: Path) -> Held:
             if isinstance(value, (int, float)):
                 series.setdefault(key, []).append((step, value))
     folders = sorted((run_dir / "wandb").glob(f"offline-run-*-{run_id}"))
-    run = next(r.run for r in _records(folders[0] / f"run-{run_id}.wandb") if r.WhichOneof("record_type") == "run")
+    # a folder written by a killed process may hold only the file's header: W&B's service had not written yet
+    run = next(r.run for folder in folders for r in _records(folder / f"run-{run_id}.wandb")
+               if r.WhichOneof("record_type") == "run")
     params = {u.key: json.loads(u.value_json) for u in run.config.update if not u.key.startswith("_")}
     summary = {}
     for folder in folders:
