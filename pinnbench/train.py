@@ -596,8 +596,8 @@ def _train(setup: Setup, run: Run, trackers: Trackers, on_iteration: Callable[[i
     if run.finish_stopped is not None:
         _say(f"{run_dir}: the finishing phase ended at iteration {run.iteration}: {run.finish_stopped}.")
     summary = run.summary(status)
-    if trackers:
-        trackers.finish(summary)
+    trackers.finish(summary)
+    if trackers.state:  # what each tracker holds, a failed one's too
         summary["trackers"] = {name: dict(state) for name, state in trackers.state.items()}
     records.write_json(run_dir / records.SUMMARY, summary)
     if settings.plot and status == COMPLETED:

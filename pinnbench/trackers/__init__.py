@@ -102,7 +102,7 @@ class Trackers:
         """Open (or continue) every tracker run, then hand over the rows already checkpointed."""
         if not self.live:
             return
-        stored = records.read_json(self.state_path) if self.state_path.exists() else {}
+        stored = self._stored()
         params = flat_params(config)
         for name, tracker in list(self.live.items()):
             def start(name=name, tracker=tracker):

@@ -64,13 +64,24 @@ class MLflow(Tracker):
         lock = self.where.study_dir.resolve() / f".{DATABASE}.lock" if not self.options.tracking_uri else None
         with FileLock(lock) if lock else nullcontext():  # parallel jobs of a sweep create the database once
             self.client = MlflowClient(tracking_uri=uri)
-            if state is None:
+            run_id = state["run_id"] if state is not None and self._exists(state["run_id"]) else None
+            if run_id is None:  # a new run, or one whose store was deleted since: all its rows are sent again
                 run_id = self._create(artifacts, params)
             else:
-                run_id = state["run_id"]
                 self.client.update_run(run_id, status="RUNNING")
         self.run_id = run_id
         return Resumed(run_id, self._last_step())
+
+    def _exists(self, run_id: str) -> bool:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_run(run_id)
+            return True
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return False
+            raise
 
     def _create(self, artifacts: str | None, params: dict[str, Any]) -> str:
         from mlflow.entities import Param

@@ -27,11 +27,29 @@ SWEEP = ("problem=burgers", "method=adam,config", "budget.iterations=200", "log_
          "problem.sizes.cpu.hidden_layers=2")
 
 
-def _launch(sweep_dir: Path, logger: str) -> subprocess.Popen:
+def _launch(sweep_dir: Path, logger: str, *args: str) -> subprocess.Popen:
+    """``pinnbench run -m SWEEP logger=<logger>`` into ``sweep_dir`` (or ``pinnbench run ARGS``), in a
+    session of its own, so that killing it kills W&B's service process too."""
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", WANDB_SILENT="true")
-    return subprocess.Popen([sys.executable, "-m", "pinnbench", "run", "-m", *SWEEP, f"logger={logger}",
-                             f"hydra.sweep.dir={sweep_dir}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env=env, start_new_session=True)
+    args = args or ("-m", *SWEEP, f"logger={logger}", f"hydra.sweep.dir={sweep_dir}")
+    return subprocess.Popen([sys.executable, "-m", "pinnbench", "run", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
+
+
+def kill_once_sent(process: subprocess.Popen, run_dirs, logger: str, at: int) -> Path | None:
+    """SIGKILL ``process`` (its whole session) once the first of ``run_dirs()`` has handed rows up to
+    iteration ``at`` to ``logger``; that run directory (None when the process ended first)."""
+    deadline = time.monotonic() + 240
+    run_dir = None
+    while time.monotonic() < deadline and process.poll() is None:
+        found = run_dirs()
+        if found and _sent_through(found[0], logger) >= at:
+            run_dir = found[0]
+            break
+        time.sleep(0.01)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.communicate()
+    return run_dir
 
 
 def _sent_through(run_dir: Path, logger: str) -> int:
@@ -44,17 +62,8 @@ def _sent_through(run_dir: Path, logger: str) -> int:
 def kill_and_relaunch(sweep_dir: Path, logger: str) -> tuple[list[Path], str]:
     """Launch the sweep, SIGKILL it (its whole process group) once the first run has handed rows to
     the tracker and before it finishes, relaunch it to the end; the run directories and the output."""
-    first = _launch(sweep_dir, logger)
-    deadline = time.monotonic() + 240
-    run_dir = None
-    while time.monotonic() < deadline and first.poll() is None:
-        found = sorted(sweep_dir.glob("burgers-cpu/adam-*"))
-        if found and _sent_through(found[0], logger) >= 60:
-            run_dir = found[0]
-            break
-        time.sleep(0.01)
-    os.killpg(first.pid, signal.SIGKILL)
-    first.communicate()
+    run_dir = kill_once_sent(_launch(sweep_dir, logger), lambda: sorted(sweep_dir.glob("burgers-cpu/adam-*")),
+                             logger, 60)
     assert run_dir is not None and records.read_summary(run_dir) is None, "the sweep was not killed mid-run"
     second = _launch(sweep_dir, logger)
     out, _ = second.communicate(timeout=300)
@@ -123,9 +132,11 @@ class Interrupt(Exception):
     pass
 
 
+WIDTH = ("problem.sizes.cpu.width=16", "problem.sizes.cpu.hidden_layers=2")
+
+
 def setup_for(*overrides):
-    return prepare(compose_config(*TINY, "problem.sizes.cpu.width=16", "problem.sizes.cpu.hidden_layers=2",
-                                  *overrides))
+    return prepare(compose_config(*TINY, *WIDTH, *overrides))
 
 
 def test_a_logger_added_on_resume_receives_the_rows_from_the_start(tmp_path):
@@ -212,3 +223,18 @@ def test_loggers_leave_the_run_name_and_the_recorded_configuration_alone():
     from pinnbench.train import resolved_config
 
     assert resolved_config(setup_for("logger=mlflow")) == resolved_config(setup_for())
+
+
+def test_a_run_whose_mlflow_store_was_deleted_starts_a_new_mlflow_run_with_all_its_rows(tmp_path):
+    run_dir = tmp_path / "study" / "run"
+    args = (*TINY, *WIDTH, "method=adam", "budget.iterations=200", "log_every=5", "checkpoint_every=20",
+            "logger=mlflow", f"hydra.run.dir={run_dir}")
+    assert kill_once_sent(_launch(run_dir, "mlflow", *args), lambda: [run_dir], "mlflow", 40) == run_dir
+    first = records.read_json(run_dir / trackers.STATE)["mlflow"]["run_id"]
+    (tmp_path / "study" / "mlflow.db").unlink()
+    relaunch = run_cli("run", *args)
+    assert relaunch.returncode == 0, relaunch.stderr
+    summary = records.read_summary(run_dir)
+    assert summary["resumed_from"] >= 40 and summary["trackers"]["mlflow"]["run_id"] != first
+    held = READERS["mlflow"](run_dir, tmp_path / "study")
+    assert [s for s, _ in held.series["seconds"]] == list(range(0, 201, 5))
