@@ -8,7 +8,8 @@ optimiser, losses); a :class:`Run` holds where the run is (iterations, clock, hi
 writes its records; :meth:`Run.resume` picks up a checkpoint. Then one iteration at a time: a
 :func:`main_step` (the method sets ``p.grad``, the optimiser steps) until the main budget is spent,
 then, with a finishing phase (``finish=lbfgs``), L-BFGS steps until the whole budget is; after each
-iteration :meth:`Run.record` writes a history row, the test error and a checkpoint when they are due.
+iteration :meth:`Run.record` writes a history row, the test error and a checkpoint when they are due;
+after each checkpoint the experiment trackers (``logger=``, :mod:`pinnbench.trackers`) get the new rows.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from filelock import FileLock
 from pinnbench.trackers.base import Resumed, Tracker
 
 DATABASE = "mlflow.db"
+SQLITE = "sqlite:///"
 MAX_METRICS, MAX_PARAMS = 1000, 100
 """MLflow's limits per ``log_batch`` call."""
 
@@ -31,7 +32,7 @@ class MLflowOptions:
     experiment: str | None = None
     """None: the study directory's name."""
     artifact_location: str | None = None
-    """None: ``<dir of mlflow.db>/mlartifacts`` for the default store, the server's default otherwise."""
+    """None: ``mlartifacts/`` beside the database file of a SQLite store, the server's default otherwise."""
 
 
 def _batches(items: list, size: int) -> list[list]:
@@ -48,20 +49,23 @@ class MLflow(Tracker):
     packages = ("mlflow",)
     name = "mlflow"
 
-    def _store(self) -> tuple[str, str | None]:
-        if self.options.tracking_uri:
-            return self.options.tracking_uri, self.options.artifact_location
-        study = self.where.study_dir.resolve()
-        study.mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{study / DATABASE}", self.options.artifact_location or (study / "mlartifacts").as_uri()
+    def _store(self) -> tuple[str, str | None, Path | None]:
+        """(tracking URI, artifact location, lock file): a SQLite store keeps its artifacts beside its
+        file (else MLflow would put them in ./mlruns) and is created under a lock."""
+        uri = self.options.tracking_uri or f"sqlite:///{self.where.study_dir.resolve() / DATABASE}"
+        if not uri.startswith(SQLITE):
+            return uri, self.options.artifact_location, None
+        database = Path(uri[len(SQLITE):]).resolve()
+        database.parent.mkdir(parents=True, exist_ok=True)
+        artifacts = self.options.artifact_location or (database.parent / "mlartifacts").as_uri()
+        return uri, artifacts, database.parent / f".{database.name}.lock"
 
     def open(self, state: dict[str, Any] | None, params: dict[str, Any]) -> Resumed:
         from mlflow.tracking import MlflowClient
 
         for name in ("mlflow", "alembic"):  # their INFO lines (creating the database tables) would flood a sweep's log
             logging.getLogger(name).setLevel(logging.WARNING)
-        uri, artifacts = self._store()
-        lock = self.where.study_dir.resolve() / f".{DATABASE}.lock" if not self.options.tracking_uri else None
+        uri, artifacts, lock = self._store()
         with FileLock(lock) if lock else nullcontext():  # parallel jobs of a sweep create the database once
             self.client = MlflowClient(tracking_uri=uri)
             run_id = state["run_id"] if state is not None and self._exists(state["run_id"]) else None

@@ -238,3 +238,19 @@ def test_a_run_whose_mlflow_store_was_deleted_starts_a_new_mlflow_run_with_all_i
     assert summary["resumed_from"] >= 40 and summary["trackers"]["mlflow"]["run_id"] != first
     held = READERS["mlflow"](run_dir, tmp_path / "study")
     assert [s for s, _ in held.series["seconds"]] == list(range(0, 201, 5))
+
+
+@pytest.mark.parametrize("killed_sweep", ["wandb"], indirect=True)
+def test_a_wandb_file_cut_off_by_a_kill_reads_as_a_prefix(killed_sweep, tmp_path):
+    from pinnbench.trackers.wandb import offline_history
+
+    _, _, run_dirs, _ = killed_sweep
+    run_id = records.read_summary(run_dirs[1])["trackers"]["wandb"]["run_id"]
+    whole = offline_history(run_dirs[1], run_id)
+    (source,) = (run_dirs[1] / "wandb").glob(f"offline-run-*-{run_id}/run-{run_id}.wandb")
+    for cut in (7, 1000, 33000, source.stat().st_size // 2):  # the header alone, inside a block, past a block
+        folder = tmp_path / str(cut) / "wandb" / source.parent.name
+        folder.mkdir(parents=True)
+        (folder / source.name).write_bytes(source.read_bytes()[:cut])
+        prefix = offline_history(tmp_path / str(cut), run_id)
+        assert prefix == whole[:len(prefix)] and len(prefix) < len(whole)
