@@ -155,4 +155,4 @@ class Trackers:
             return {}
 
 
-__all__ = ["STATE", "Tracker", "Trackers", "Where", "chosen", "flat_params"]
+__all__ = ["STATE", "Tracker", "Trackers", "Where", "chosen", "flat_params", "numbers"]
