@@ -248,9 +248,12 @@ def test_a_wandb_file_cut_off_by_a_kill_reads_as_a_prefix(killed_sweep, tmp_path
     run_id = records.read_summary(run_dirs[1])["trackers"]["wandb"]["run_id"]
     whole = offline_history(run_dirs[1], run_id)
     (source,) = (run_dirs[1] / "wandb").glob(f"offline-run-*-{run_id}/run-{run_id}.wandb")
-    for cut in (7, 1000, 33000, source.stat().st_size // 2):  # the header alone, inside a block, past a block
+    lengths = []
+    for cut in [7] + [source.stat().st_size * tenth // 10 for tenth in range(1, 10)]:  # the header alone, ...
         folder = tmp_path / str(cut) / "wandb" / source.parent.name
         folder.mkdir(parents=True)
         (folder / source.name).write_bytes(source.read_bytes()[:cut])
         prefix = offline_history(tmp_path / str(cut), run_id)
-        assert prefix == whole[:len(prefix)] and len(prefix) < len(whole)
+        assert prefix == whole[:len(prefix)]
+        lengths.append(len(prefix))
+    assert lengths[0] == 0 and any(0 < n < len(whole) for n in lengths) and lengths == sorted(lengths)
