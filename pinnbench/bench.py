@@ -88,6 +88,10 @@ class BenchOptions:
     """A straightforward step whose peak memory, estimated from a probe at 1/PROBE of the points, would
     pass this is timed at a fraction of the points and scaled up (marked ≈ in the table); 0: no cap."""
     out: str = "bench.json"
+    logger: str = "none"
+    """A file of configs/logger/ whose tracker's cost per iteration is measured beside every method (none: not)."""
+    logger_sends: int = 5
+    """Hand-overs timed for the tracker (each of checkpoint_every / log_every history rows); the median is reported."""
 
     def __post_init__(self) -> None:
         if not self.methods:
@@ -95,6 +99,8 @@ class BenchOptions:
         for key in ("iterations", "rounds"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"bench.{key}={getattr(self, key)} must be a positive integer.")
+        if self.logger_sends < 1:
+            raise ConfigError(f"bench.logger_sends={self.logger_sends} must be a positive integer.")
         if self.warmup < 0:
             raise ConfigError(f"bench.warmup={self.warmup} must not be negative.")
         if self.memory_cap_mb < 0:
@@ -129,6 +135,8 @@ def compose(overrides: Sequence[str]) -> tuple[BenchOptions, dict[str, dict[str,
     overrides = list(overrides)
     if any(o.split("=")[0].lstrip("+~") == "method" for o in overrides):
         raise ConfigError("bench times several methods: name them with bench.methods=[adam,config,...], not method=.")
+    if any(o.split("=")[0].lstrip("+~") == "logger" for o in overrides):
+        raise ConfigError("bench measures a tracker's cost with bench.logger=NAME, not logger=.")
     if any(o.split("=")[0].lstrip("+~") == "optimizer" for o in overrides):
         raise ConfigError("bench times several optimisers: name them with bench.optimizers=[soap,muon,...], "
                           "not optimizer=.")
@@ -138,7 +146,8 @@ def compose(overrides: Sequence[str]) -> tuple[BenchOptions, dict[str, dict[str,
         key = o.lstrip("+~").split("=")[0]
         if key.startswith("bench.") and key[len("bench."):] not in bench_keys:
             raise ConfigError(f"{key} is not a bench setting; allowed: {', '.join('bench.' + k for k in bench_keys)}.")
-    check_overrides(run_overrides)
+    check_overrides(run_overrides + [o.replace("bench.logger=", "logger=", 1) for o in overrides
+                                      if o.startswith("bench.logger=")])  # an unknown logger: the allowed ones
 
     def load(extra: list[str]) -> DictConfig:
         GlobalHydra.instance().clear()
@@ -166,6 +175,7 @@ def compose(overrides: Sequence[str]) -> tuple[BenchOptions, dict[str, dict[str,
             cfg = load(chosen + [f"method={method}", f"optimizer={optimizer}", f"problem.size={options.size}"])
             with open_dict(cfg):
                 del cfg["bench"]
+                cfg.logger = load([f"logger={options.logger}"]).logger if options.logger != "none" else None
             configs[problem][name] = cfg
     return options, configs
 
@@ -561,9 +571,70 @@ def run_bench(options: BenchOptions, configs: dict[str, DictConfig], say: Callab
     first_seconds = _first_seconds(variants, options.warmup, device)
     wall, cpu, peak = _time_rounds(variants, options, timed, device, dtype, say)
     records = {id(v): _record(v, wall[i], cpu[i], first_seconds[i], peak, options, timed) for i, v in enumerate(variants)}
+    if options.logger != "none":
+        for variant in variants:
+            if variant.implementation == OURS and variant.twin is None:
+                record = records[id(variant)]
+                record.update(tracker_cost(variant, options.logger_sends))
+                record["logger_percent_of_step"] = 100 * record["logger_ms_per_iter"] / record["ms_per_iter"]
     twins = {id(v.twin) for v in variants if v.twin is not None}
     return [scale_record(records[id(v)], records[id(v.twin)], v.full_points, v.estimated_mb) if v.twin is not None
             else records[id(v)] for v in variants if id(v) not in twins]
+
+
+# ----- the cost of an experiment tracker ----------------------------------------------------------
+def history_rows(variant: Variant, first: int, count: int, errors: dict[str, float]) -> list[dict[str, Any]]:
+    """``count`` history rows shaped as the trainer records them for this variant (iteration,
+    seconds, lr, each loss, the method's record, the test errors every ``eval_every``), from
+    iteration ``first`` on in steps of ``log_every``."""
+    run = variant.setup.run
+    names = variant.setup.loss_names
+    losses = dict(zip((f"loss_{n}" for n in names), variant.losses.latest.tolist()))
+    recorded: dict[str, Any] = {}
+    for key, value in {**variant.method.record(), **variant.setup.problem.record()}.items():
+        values = torch.as_tensor(value).tolist()
+        recorded.update({f"{key}_{n}": v for n, v in zip(names, values)} if isinstance(values, list) else {key: values})
+    rows = []
+    for i in range(first, first + count * run.log_every, run.log_every):
+        rows.append({"iteration": i, "seconds": 1e-3 * i, "lr": run.lr, **losses, **recorded,
+                     **(errors if i % run.eval_every == 0 else {})})
+    return rows
+
+
+def tracker_cost(variant: Variant, sends: int) -> dict[str, Any]:
+    """What the tracker of ``variant``'s configuration (``bench.logger``) costs the training process:
+    the trainer hands it the rows of one checkpoint interval (checkpoint_every / log_every rows) after
+    each checkpoint; the median seconds of ``sends`` such hand-overs (after one untimed), divided by
+    checkpoint_every, is its cost per iteration. Opening the tracker run (the configuration logged) is
+    timed apart."""
+    import tempfile
+
+    from pinnbench.trackers import Where, flat_params, numbers
+    from pinnbench.train import resolved_config
+
+    setup, run = variant.setup, variant.setup.run
+    per_send = max(run.checkpoint_every // run.log_every, 1)
+    errors = {k: v for k, v in setup.problem.error(variant.model).items() if isinstance(v, float)}
+    (cls, tracker_options), = setup.trackers
+    with tempfile.TemporaryDirectory(prefix="pinnbench-bench-") as folder:
+        where = Where(Path(folder) / "study" / "run", Path(folder) / "study")
+        where.run_dir.mkdir(parents=True)
+        tracker = cls(tracker_options, where)
+        started = time.perf_counter()
+        tracker.open(None, flat_params(resolved_config(setup)))
+        opened = time.perf_counter() - started
+        seconds = []
+        for send in range(sends + 1):  # the first, untimed, pays the tracker's one-off costs (lazy imports, caches)
+            rows = [{"iteration": r["iteration"], **numbers(r)}
+                    for r in history_rows(variant, send * run.checkpoint_every, per_send, errors)]
+            started = time.perf_counter()
+            tracker.log_rows(rows)
+            if send:
+                seconds.append(time.perf_counter() - started)
+        tracker.close("completed")
+    return {"logger": cls.name, "logger_ms_per_iter": 1e3 * statistics.median(seconds) / run.checkpoint_every,
+            "logger_open_s": opened, "logger_rows_per_send": per_send, "logger_sends": sends,
+            "log_every": run.log_every, "checkpoint_every": run.checkpoint_every}
 
 
 def _add_ratios(records: list[dict]) -> None:
@@ -634,6 +705,15 @@ def summary(records: list[dict]) -> str:
             f"Our first iteration (compilation included): "
             + ", ".join(f"{x['method']} {x['first_iteration_s']:.1f} s" for x in rows if x["implementation"] == OURS)
             + ". Paper run = ms/iter × the paper's iterations.")
+        tracked = [x for x in rows if x.get("logger")]
+        if tracked:
+            t = tracked[0]
+            lines.append(
+                f"Tracker {t['logger']}: {t['logger_rows_per_send']} history rows handed over per checkpoint "
+                f"(log_every={t['log_every']}, checkpoint_every={t['checkpoint_every']}), median of {t['logger_sends']} "
+                f"hand-overs; opening its run {t['logger_open_s']:.1f} s once. Per iteration: "
+                + ", ".join(f"{x['method']} {x['logger_ms_per_iter']:.3f} ms ({x['logger_percent_of_step']:.2f} % of "
+                            f"its step)" for x in tracked) + ".")
     return "\n".join(lines)
 
 

@@ -32,8 +32,9 @@ def _register() -> None:
         OmegaConf.register_new_resolver("run_name", run_name)
 
 
-GROUPS = ("problem", "method", "optimizer", "finish", "budget")
-"""Config groups chosen by file name: ``problem=burgers`` is ``configs/problem/burgers.yaml``."""
+GROUPS = ("problem", "method", "optimizer", "finish", "budget", "logger")
+"""Config groups chosen by file name: ``problem=burgers`` is ``configs/problem/burgers.yaml``
+(``logger`` takes a list too: ``logger=[tensorboard,mlflow]``)."""
 
 
 def check_overrides(overrides: list[str]) -> None:
@@ -53,9 +54,10 @@ def check_overrides(overrides: list[str]) -> None:
         head = key.split(".")[0]
         if head not in top:
             raise ConfigError(f"{key} is not a setting; allowed: {', '.join(sorted(top))} "
-                              f"(and problem.*, method.*, optimizer.*, finish.*, budget.* options).")
+                              f"(and problem.*, method.*, optimizer.*, finish.*, budget.*, logger.* options).")
         if key in GROUPS:
             values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.value()]
+            values = [v for value in values for v in (value if isinstance(value, list) else [value])]
             offered = sorted(p.stem for p in (config_dir() / key).glob("*.yaml"))
             for value in values:
                 if str(value) not in offered:
@@ -211,7 +213,7 @@ def _run_task(cfg: DictConfig) -> Any:
         return resolved_config(built), schema_defaults(built)
 
     def work() -> dict[str, Any]:
-        summary = train(setup(), run_dir)
+        summary = train(setup(), run_dir, study_dir=Path(str(hydra_cfg.sweep.dir)) if multirun else None)
         if not summary.get("skipped"):
             print(finished_lines(summary, run_dir), flush=True)
         return summary

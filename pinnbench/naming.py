@@ -14,11 +14,14 @@ RUN_NAME_KEYS = {"problem", "method", "optimizer", "finish", "n_losses", "seed",
 
 NEUTRAL_KEYS = {"quiet", "device", "eval_every", "log_every", "checkpoint_every", "plot", "diagnostics.conflict_every",
                 "experiment", "experiment/paper_iterations", "experiment/paper_walltime",
-                "experiment/optimizers_burgers_cpu"}
+                "experiment/optimizers_burgers_cpu", "logger"}
 """Overrides that change neither what is trained nor its result, so they leave the name alone.
 An experiment (``configs/experiment/``) sets only keys the name spells out (problem, n_losses,
 budget, method, optimizer, finish) or sweeps through overrides, so choosing one leaves the name
 alone too."""
+
+NEUTRAL_PREFIXES = ("logger.",)
+"""Keys below these (a tracker's options, e.g. ``logger.mlflow.tracking_uri``) are neutral too."""
 
 DEFAULT_CHOICES = {"optimizer": "adam", "finish": "none"}
 """The groups a run directory's name spells out only when they are not these."""
@@ -28,7 +31,8 @@ def extra_overrides(overrides) -> list[str]:
     """The overrides a run directory's name does not spell out (neither a key of the name nor a
     neutral one), sorted, without their ``+``/``~`` prefix."""
     stripped = (str(o).lstrip("+~") for o in overrides)
-    return sorted(o for o in stripped if o.split("=")[0] not in RUN_NAME_KEYS | NEUTRAL_KEYS and not o.startswith("hydra"))
+    return sorted(o for o in stripped if o.split("=")[0] not in RUN_NAME_KEYS | NEUTRAL_KEYS
+                  and not o.startswith(("hydra", *NEUTRAL_PREFIXES)))
 
 
 def trainer_label(method: str, optimizer: str | None = None, finish: str | None = None) -> str:

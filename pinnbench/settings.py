@@ -46,6 +46,8 @@ class RunConfig:
     method: Any = None
     optimizer: Any = None
     finish: Any = None
+    logger: Any = None
+    """Experiment trackers (``configs/logger/``), validated by :func:`pinnbench.trackers.chosen`."""
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     n_losses: int = 3
     seed: int = 0
@@ -106,6 +108,9 @@ def typed(schema: type, values: dict[str, Any], prefix: str = "") -> Any:
 
 GROUPS = ("problem", "method", "optimizer", "finish")
 """The config groups whose node names a class in ``_target_`` and is typed by its ``Options``."""
+NODES = (*GROUPS, "logger")
+"""Top-level nodes validated by their own code, not by :class:`RunConfig`'s types (``logger`` holds
+one node per chosen tracker, see :mod:`pinnbench.trackers`)."""
 
 
 def typed_options(group: str, node: DictConfig) -> tuple[type, Any]:
@@ -131,8 +136,8 @@ def typed_options(group: str, node: DictConfig) -> tuple[type, Any]:
 
 def run_options(cfg: DictConfig) -> RunConfig:
     """The validated top-level settings (the :data:`GROUPS` left as config nodes)."""
-    values = {k: v for k, v in _plain(cfg).items() if k not in (*GROUPS, "hydra")}
+    values = {k: v for k, v in _plain(cfg).items() if k not in (*NODES, "hydra")}
     run = typed(RunConfig, values)
-    for group in GROUPS:
+    for group in NODES:
         setattr(run, group, cfg.get(group))
     return run

@@ -8,7 +8,8 @@ optimiser, losses); a :class:`Run` holds where the run is (iterations, clock, hi
 writes its records; :meth:`Run.resume` picks up a checkpoint. Then one iteration at a time: a
 :func:`main_step` (the method sets ``p.grad``, the optimiser steps) until the main budget is spent,
 then, with a finishing phase (``finish=lbfgs``), L-BFGS steps until the whole budget is; after each
-iteration :meth:`Run.record` writes a history row, the test error and a checkpoint when they are due.
+iteration :meth:`Run.record` writes a history row, the test error and a checkpoint when they are due;
+after each checkpoint the experiment trackers (``logger=``, :mod:`pinnbench.trackers`) get the new rows.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ from pinnbench.optimizers.adam import Adam, AdamOptions
 from pinnbench.optimizers.base import Optimizer
 from pinnbench.provenance import provenance
 from pinnbench.settings import DTYPES, RunConfig, run_options, typed_options
+from pinnbench.trackers import Trackers, Where
+from pinnbench.trackers import chosen as chosen_trackers
 from problems.base import Batch, LazyBatches, Problem
 from problems.derivatives import derivative_mode
 
@@ -66,6 +69,8 @@ class Setup:
     finish: NoFinish = field(default_factory=lambda: NoFinish(FinishOptions()))
     finish_problem: Problem | None = None
     """The problem in the finishing phase's dtype, when that is not the run's (else ``problem``)."""
+    trackers: list[tuple[type, Any]] = field(default_factory=list)
+    """The experiment trackers (``logger=``): (class, options) of each, see :mod:`pinnbench.trackers`."""
 
     @property
     def loss_names(self) -> list[str]:
@@ -106,16 +111,17 @@ def prepare(cfg: DictConfig) -> Setup:
                                    run.budget.seconds if isinstance(run.budget.seconds, float) else None)
     if run.budget.clock == "process" and device.type != "cpu":
         raise ConfigError("budget.clock=process measures CPU time; on a GPU use budget.clock=wall.")
+    trackers = chosen_trackers(run.logger)  # a missing package is an error now, not after training
     problem.scored_reference  # says now, before any training, when the paper's reference file is missing
     finish_problem = None
     if finish.enabled and finish.dtype(dtype) != dtype:
         finish_problem = problem_cls(problem_options, device=device, dtype=finish.dtype(dtype))
         finish_problem.fast = problem.fast
     return Setup(run, problem, method_cls, method_options, groups, budget, device, dtype, optimizer, finish,
-                 finish_problem)
+                 finish_problem, trackers)
 
 
-UNRECORDED_KEYS = ("problem", "method", "optimizer", "finish", "quiet", "plot", "threads", "compile", "fast",
+UNRECORDED_KEYS = ("problem", "method", "optimizer", "finish", "logger", "quiet", "plot", "threads", "compile", "fast",
                    "eval_every", "log_every", "checkpoint_every", "diagnostics")
 """Run settings that change neither what is trained nor its result (``fast`` and ``compile`` change
 only float rounding); they are left out of a run's recorded configuration (the groups are recorded
@@ -505,10 +511,13 @@ def _finished(run_dir: Path) -> dict[str, Any] | None:
     return {**summary, "skipped": True}
 
 
-def train(setup: Setup, run_dir: str | Path, on_iteration: Callable[[int], None] | None = None) -> dict[str, Any]:
+def train(setup: Setup, run_dir: str | Path, on_iteration: Callable[[int], None] | None = None,
+          study_dir: str | Path | None = None) -> dict[str, Any]:
     """Train (or resume, or skip) the run in ``run_dir``; returns its summary.
 
     ``on_iteration(i)`` is called after every iteration i (1-based); tests use it to interrupt.
+    ``study_dir``: the sweep (or study) directory the run belongs to, which groups its tracker runs
+    (default: the run directory's parent).
     """
     run_dir = Path(run_dir)
     done = _finished(run_dir)
@@ -517,6 +526,17 @@ def train(setup: Setup, run_dir: str | Path, on_iteration: Callable[[int], None]
     trainee = build(setup)
     run = Run(setup, run_dir, trainee)
     run.resume()
+    trackers = Trackers(setup.trackers, Where(run_dir, Path(study_dir) if study_dir is not None else run_dir.parent))
+    trackers.open(run.config, run.history)  # a resumed run continues its tracker runs from its checkpoint
+    try:
+        return _train(setup, run, trackers, on_iteration)
+    finally:
+        trackers.close(None)  # interrupted (a finished run has closed them already)
+
+
+def _train(setup: Setup, run: Run, trackers: Trackers, on_iteration: Callable[[int], None] | None) -> dict[str, Any]:
+    """The loop of :func:`train`, then the run's summary (and its figure) recorded and sent."""
+    trainee, run_dir = run.trainee, run.run_dir
     settings, names = setup.run, setup.loss_names
     progress = tqdm(total=setup.budget.iterations if setup.budget.kind == "iterations" else None,
                     initial=run.iteration, disable=settings.quiet, desc=f"{setup.problem.name}/{setup.method_options.label}",
@@ -563,22 +583,29 @@ def train(setup: Setup, run_dir: str | Path, on_iteration: Callable[[int], None]
                               "test_mse": f"{run.last_errors.get('test_mse', math.nan):.2e}"}, refresh=False)
         if save:
             run.save()
+            trackers.send(run.history)  # after the checkpoint: a tracker never holds a step it lacks
         run.clock.start()
     run.clock.pause()
     progress.close()
 
     if status == DIVERGED:
         records.write_history(run_dir / records.HISTORY, run.history)
+        trackers.send(run.history)  # a diverged run is over: its rows after the last checkpoint too
         _say(f"error: training diverged (a loss became NaN or inf) by iteration {run.iteration}; "
              f"records kept in {run_dir}, the last good checkpoint is iteration "
              f"{records.load_checkpoint(run.checkpoint_path)['iteration'] if run.checkpoint_path.exists() else 0}.")
     if run.finish_stopped is not None:
         _say(f"{run_dir}: the finishing phase ended at iteration {run.iteration}: {run.finish_stopped}.")
     summary = run.summary(status)
+    trackers.finish(summary)
+    if trackers.state:  # what each tracker holds, a failed one's too
+        summary["trackers"] = {name: dict(state) for name, state in trackers.state.items()}
     records.write_json(run_dir / records.SUMMARY, summary)
     if settings.plot and status == COMPLETED:
         from pinnbench.fieldplot import plot_after_training
 
-        plot_after_training(setup.finish_problem if run.finishing and setup.finish_problem else setup.problem,
-                            trainee.model, run_dir)
+        figure = plot_after_training(setup.finish_problem if run.finishing and setup.finish_problem else setup.problem,
+                                     trainee.model, run_dir)
+        trackers.figure(figure, run.iteration)
+    trackers.close(status)
     return summary

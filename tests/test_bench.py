@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
@@ -146,10 +147,33 @@ def test_bench_times_the_optimisers_beside_adam(tmp_path):
     (["bench.rounds=0"], "positive"),
     (["dtyp=float64"], "not a setting"),
     (["bench.methods=[adam,nosuch]"], "nosuch"),
+    (["bench.logger=nosuch"], "logger=nosuch is not one of configs/logger/; allowed: mlflow, none"),
+    (["logger=mlflow"], "bench.logger"),
 ])
 def test_bad_bench_settings_fail_before_anything_runs(overrides, words):
     with pytest.raises(ConfigError, match=words):
         bench.compose(overrides)
+
+
+def test_bench_measures_a_trackers_cost_on_rows_shaped_as_the_trainers(tmp_path):
+    pytest.importorskip("tensorboard")
+    options, configs = bench.compose([*TINY_PAPER, "compile=false", "bench.methods=[config]", "bench.optimizers=[]",
+                                      "bench.logger=tensorboard", "bench.iterations=1", "bench.rounds=1",
+                                      "bench.warmup=1", "bench.baseline=false", "bench.memory=false",
+                                      "checkpoint_every=100", "log_every=10", "eval_every=50"])
+    (row,) = bench.run_bench(options, configs["burgers"], say=lambda _: None)
+    assert row["logger"] == "tensorboard" and row["logger_rows_per_send"] == 10 and row["logger_ms_per_iter"] > 0
+    assert row["logger_percent_of_step"] == pytest.approx(100 * row["logger_ms_per_iter"] / row["ms_per_iter"])
+    variant = bench.Variant(prepare(configs["burgers"]["config"]), bench.OURS)
+    variant.step()
+    errors = variant.setup.problem.error(variant.model)
+    timed = bench.history_rows(variant, 0, 11, errors)
+    assert [r["iteration"] for r in timed] == list(range(0, 101, 10))
+    assert [r["iteration"] for r in timed if "test_mse" in r] == [0, 50, 100]
+    run = train(prepare(compose_config(*TINY, "method=config", "budget.iterations=10", "eval_every=10")), tmp_path)
+    assert run["status"] == "completed"
+    trained = pd.read_csv(tmp_path / records.HISTORY)
+    assert set().union(*timed) == set(trained.columns)  # the columns a trained run records
 
 
 def test_bench_composes_the_run_configuration_of_every_method_at_paper_size():
