@@ -28,7 +28,8 @@ def extra_overrides(overrides) -> list[str]:
     """The overrides a run directory's name does not spell out (neither a key of the name nor a
     neutral one), sorted, without their ``+``/``~`` prefix."""
     stripped = (str(o).lstrip("+~") for o in overrides)
-    return sorted(o for o in stripped if o.split("=")[0] not in RUN_NAME_KEYS | NEUTRAL_KEYS and not o.startswith("hydra"))
+    return sorted(o for o in stripped if o.split("=")[0] not in RUN_NAME_KEYS | NEUTRAL_KEYS
+                  and not o.startswith(("hydra", "tune.", "tune=")))  # tune.*: pinnbench tune's own settings
 
 
 def trainer_label(method: str, optimizer: str | None = None, finish: str | None = None) -> str:
