@@ -316,8 +316,14 @@ def next_trial(study: Study, handle: Any) -> tuple[Any, int, dict[str, Any], Fil
         return trial, point, params, lock
 
 
+class TrialFailed(Exception):
+    """A trial that raised or was refused (not a diverged one: that is a trial of value +inf)."""
+
+
 def run_trial(composer: Composer, study: Study, handle: Any) -> bool:
-    """Take one trial, train it and record its value; False when there is nothing left to take."""
+    """Take one trial, train it and record its value; False when there is nothing left to take.
+    A trial that fails (an error, a refused run directory) is marked failed and raises
+    :class:`TrialFailed`: a relaunch trains its point again."""
     from optuna.trial import TrialState
 
     taken = next_trial(study, handle)
@@ -336,8 +342,9 @@ def run_trial(composer: Composer, study: Study, handle: Any) -> bool:
                 trial.set_user_attr(key, summary[key])
         value = trial_value(summary, study.objective_key)
         if value is None:
+            trial.set_user_attr("error", str(summary.get("error", "")))
             handle.tell(trial, state=TrialState.FAIL)
-            raise ConfigError(f"{run_dir}: trial {summary.get('status')}: {summary.get('error', '')} "
+            raise TrialFailed(f"{run_dir}: trial {summary.get('status')}: {summary.get('error', '')} "
                               f"(fix it, then relaunch: the point is trained again)")
         handle.tell(trial, value)
         print(f"{study.dir.name}: point {point} ({', '.join(f'{k}={v}' for k, v in params.items())}): "
@@ -396,8 +403,13 @@ def tune_study(composer: Composer, study: Study) -> str:
     """Work on one study until no point is left to take; select and evaluate once it is complete.
     Returns its state: ``complete`` or ``in progress`` (points being trained elsewhere)."""
     handle = open_study(study)
-    while run_trial(composer, study, handle):
-        pass
+    try:
+        while run_trial(composer, study, handle):
+            pass
+    except TrialFailed as exc:
+        print(f"error: {exc}; this study stops here, the others go on.", file=sys.stderr, flush=True)
+        write_trials(study, trial_rows(study, handle))
+        return "failed"
     rows = trial_rows(study, handle)
     write_trials(study, rows)
     chosen = select(rows, study.tune.trials)
@@ -413,7 +425,9 @@ def tune_study(composer: Composer, study: Study) -> str:
     if study.tune.evaluate:
         bad = [s for s in evaluate(composer, study, chosen) if s["status"] in ("failed", "refused")]
         if bad:
-            raise ConfigError(f"{study.dir}: {len(bad)} evaluation runs {bad[0]['status']}: {bad[0].get('error', '')}")
+            print(f"error: {study.dir}: {len(bad)} evaluation runs {bad[0]['status']}: {bad[0].get('error', '')}",
+                  file=sys.stderr, flush=True)
+            return "failed"
     return "complete"
 
 
@@ -439,7 +453,8 @@ def tune(overrides: list[str]) -> int:
         print(f"{len(studies)} studies of {studies[0].tune.trials if studies else 0} trials: "
               + ", ".join(str(s.dir) for s in studies), flush=True)
         states = [tune_study(composer, study) for study in studies]
-    pending = states.count("in progress")
+    pending, failed = states.count("in progress"), states.count("failed")
     print(f"tune: {states.count('complete')} of {len(studies)} studies complete"
-          + (f", {pending} with trials still being trained by other workers" if pending else "") + ".", flush=True)
-    return 0
+          + (f", {pending} with trials still being trained by other workers" if pending else "")
+          + (f", {failed} failed (see the errors above; a relaunch retries them)" if failed else "") + ".", flush=True)
+    return 1 if failed else 0
