@@ -105,7 +105,7 @@ def group_space(group: str, node: Any) -> list[Dimension]:
     each checked against the group's typed options (the key exists; choices and bounds pass its checks)."""
     if node is None or SEARCH_KEY not in node or node[SEARCH_KEY] is None:
         return []
-    from pinnbench.settings import typed, typed_options
+    from pinnbench.settings import typed_options
 
     label = node.get("name", group)
     cls, _ = typed_options(group, node)
@@ -118,14 +118,34 @@ def group_space(group: str, node: Any) -> list[Dimension]:
                               f"allowed: {', '.join(k for k in allowed if k != 'name')}.")
         dim = dimension(f"{group}.{key}", spec, where)
         for value in dim.choices if dim.choices is not None else (dim.low, dim.high):
-            try:  # every choice, and both ends of a range, must pass the option's type and checks
-                checked = typed(cls.Options, {key: value}, prefix=f"{group}.")
-                if group == "optimizer":
-                    checked.validate()
-            except (ConfigError, TypeError, ValueError) as exc:
-                raise ConfigError(f"{where}: {key}={value!r} is refused by {group} {label!r}: {exc}") from None
+            problem = _refusal(group, cls.Options, key, value)
+            if problem:
+                raise ConfigError(f"{where}: {key}={value!r} is refused by {group} {label!r}: {problem}")
         dims.append(dim)
     return sorted(dims, key=lambda d: d.name)
+
+
+def _validates(options: Any, group: str, n_losses: int) -> str:
+    """'' when ``options`` pass their group's own checks (a method's for ``n_losses`` losses), else why not."""
+    try:
+        options.validate() if group == "optimizer" else getattr(options, "validate", lambda n: None)(n_losses)
+    except (ConfigError, TypeError, ValueError) as exc:
+        return str(exc)
+    return ""
+
+
+def _refusal(group: str, schema: type, key: str, value: Any) -> str:
+    """Why option ``key=value`` is refused (its type, its checks), or '' when it is accepted: a
+    method's value must pass its checks for some number of losses its default passes for."""
+    from pinnbench.settings import typed
+
+    try:
+        options = typed(schema, {key: value}, prefix=f"{group}.")
+    except ConfigError as exc:
+        return str(exc)
+    counts = [n for n in (1, 2, 3, 4) if not _validates(schema(), group, n)] if group == "method" else [0]
+    reasons = [_validates(options, group, n) for n in counts]
+    return "" if not counts or any(not r for r in reasons) else reasons[0]
 
 
 def space(cfg: DictConfig, lr: Any) -> list[Dimension]:
