@@ -631,7 +631,8 @@ class Problem:
             axes = [np.unique(grid[:, j]) for j in range(grid.shape[1])]
             order = np.lexsort(grid.T[::-1])  # row-major over the axes in input order
             values = fields[order].reshape(*(len(a) for a in axes), fields.shape[1])
-            return RegularGridInterpolator(axes, values, method="cubic")(inputs)
+            # points of the domain beyond the grid's last row or column (a periodic edge) are extrapolated
+            return RegularGridInterpolator(axes, values, method="cubic", bounds_error=False, fill_value=None)(inputs)
 
     @torch.no_grad()
     def validation_errors(self, fn: Field) -> dict[str, float]:
