@@ -35,7 +35,11 @@ from pinnbench.tune import JOURNAL, OBJECTIVES, select
 
 KEY = ["problem", "size", "n_losses", "budget", "budget_amount"]
 """The setting a study tunes (its method aside)."""
+RUN_KEY = [*KEY, "variant"]
+"""The setting of evaluation runs: with the overrides beyond the run name that tuning leaves alone."""
 TUNED_BASELINE = "adam"
+TUNED_KEYS = ("lr=", "final_lr=")
+"""Overrides a tuned run adds to its setting's (with its method's and optimiser's options)."""
 
 
 def find_studies(paths: Iterable[str | Path]) -> list[Path]:
@@ -142,20 +146,21 @@ def evaluation_runs(sweep_dirs: Iterable[Path], metric: str) -> pd.DataFrame:
         return pd.DataFrame()
     runs = collect_runs(dirs, metric)
     runs["method"] = [str(m).split(" [")[0] for m in runs["method"]]
-    runs["variant"] = ""
+    runs["variant"] = [";".join(o for o in str(v).split(";") if o and not o.startswith(TUNED_KEYS))
+                       for v in runs["variant"]]  # the setting's own overrides, as its untuned runs have them
     return runs
 
 
 def _errors(runs: pd.DataFrame, metric: str) -> dict[tuple, pd.Series]:
     """Errors by seed (diverged: +inf) per (setting, method)."""
     runs = runs.assign(error=comparison_errors(runs, metric))
-    return {key: seed_errors(group) for key, group in runs.groupby([*KEY, "method"], dropna=False)}
+    return {key: seed_errors(group) for key, group in runs.groupby([*RUN_KEY, "method"], dropna=False)}
 
 
 def versus_table(tuned: pd.DataFrame, untuned: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Every method tuned and untuned against tuned Adam of its setting, and tuned against untuned."""
     tuned_errors = _errors(tuned, metric) if len(tuned) else {}
-    untuned_errors = _errors(untuned[untuned["variant"].eq("")], metric) if len(untuned) else {}
+    untuned_errors = _errors(untuned, metric) if len(untuned) else {}
     settings = sorted({k[:-1] for k in tuned_errors}, key=str)
     out = []
     for setting in settings:
@@ -168,7 +173,7 @@ def versus_table(tuned: pd.DataFrame, untuned: pd.DataFrame, metric: str) -> pd.
                 if errors is None or not len(errors):
                     continue
                 finite = errors[np.isfinite(errors)]
-                row = {**dict(zip(KEY, setting)), "method": method, "tuning": kind, "n_seeds": len(errors),
+                row = {**dict(zip(RUN_KEY, setting)), "method": method, "tuning": kind, "n_seeds": len(errors),
                        "n_diverged": int((~np.isfinite(errors)).sum()), "median": float(np.median(errors)),
                        "mean": float(finite.mean()) if len(finite) else math.nan}
                 if baseline is not None and not (kind == "tuned" and method == TUNED_BASELINE):
