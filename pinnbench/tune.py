@@ -347,6 +347,7 @@ def run_trial(composer: Composer, study: Study, handle: Any) -> bool:
             raise TrialFailed(f"{run_dir}: trial {summary.get('status')}: {summary.get('error', '')} "
                               f"(fix it, then relaunch: the point is trained again)")
         handle.tell(trial, value)
+        write_trials(study, trial_rows(study, handle))
         print(f"{study.dir.name}: point {point} ({', '.join(f'{k}={v}' for k, v in params.items())}): "
               f"{summary['status']}, {study.objective_key}={value:.3e}", flush=True)
     finally:

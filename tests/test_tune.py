@@ -202,3 +202,15 @@ def test_two_workers_share_one_study_and_train_each_point_once(tmp_path):
         assert states(frame) == {"complete": 4} and sorted(frame["point"]) == [0, 1, 2, 3]
     trained = [line for line in result.stdout.splitlines() if ": point " in line]
     assert len(trained) == 8  # no point trained twice, whichever worker took it
+
+
+def test_tpe_with_the_label_free_objective_ends_with_n_complete_trials_valued_by_label_free(tmp_path):
+    result = tune(tmp_path, "tune.trainers=[lra]", "tune.trials=3", "budget.iterations=20", "tune.sampler=tpe",
+                  "tune.objective=label_free")
+    assert result.returncode == 0, result.stdout + result.stderr
+    frame = studies(tmp_path)["lra-n2-it20"]
+    assert states(frame) == {"complete": 3} and sorted(frame["point"]) == [0, 1, 2]
+    assert (frame["value"] == frame["label_free"]).all() and (frame["objective"] == "label_free").all()
+    assert frame["param_lr"].between(1e-4, 1e-1).all() and frame["param_method.beta"].between(0.9, 0.9999).all()
+    trials = pd.read_csv(study_dir(tmp_path, "lra-n2-it20") / "trials.csv")
+    assert len(trials) == 3 and set(trials["state"]) == {"complete"}
