@@ -147,7 +147,15 @@ class Composer:
 
 
 def _trainer_overrides(label: str) -> list[str]:
+    """``method=M optimizer=O`` of a trainer label ``M[+O]``; an unknown M or O is a clear error."""
+    from pinnbench.cli import config_dir
+
     method, _, optimizer = label.partition("+")
+    for group, name in (("method", method), ("optimizer", optimizer or "adam")):
+        offered = sorted(p.stem for p in (config_dir() / group).glob("*.yaml"))
+        if name not in offered:
+            raise ConfigError(f"tune.trainers: {label!r} names {group} {name!r}, not one of configs/{group}/; "
+                              f"allowed: {', '.join(offered)}.")
     return [f"method={method}", f"optimizer={optimizer or 'adam'}"]
 
 
@@ -443,6 +451,10 @@ def composing(overrides: list[str]) -> Iterator[Composer]:
 
 def tune(overrides: list[str]) -> int:
     """Run (or join, or resume) every study of the command line; the exit status."""
+    from pinnbench.cli import _register, check_overrides
+
+    _register()
+    check_overrides([o for o in overrides if not o.lstrip("+~").startswith(("tune.", "tune="))])
     with composing(overrides) as composer:
         studies = plan(composer, overrides)
         workers = studies[0].tune.workers if studies else 1

@@ -214,3 +214,16 @@ def test_tpe_with_the_label_free_objective_ends_with_n_complete_trials_valued_by
     assert frame["param_lr"].between(1e-4, 1e-1).all() and frame["param_method.beta"].between(0.9, 0.9999).all()
     trials = pd.read_csv(study_dir(tmp_path, "lra-n2-it20") / "trials.csv")
     assert len(trials) == 3 and set(trials["state"]) == {"complete"}
+
+
+@pytest.mark.parametrize("override, words", [
+    ("tune.trainers=[adam+nosuch]", "names optimizer 'nosuch', not one of configs/optimizer/"),
+    ("method.betaa=3", "method.betaa is not an option of method 'config'"),
+    ("tune.sampler=grid", "tune.sampler='grid' is not a sampler; allowed: qmc, tpe"),
+    ("tune.trials=0", "tune.trials=0 must be a positive number of trials"),
+    ("tune.trial_seed=5", "tune.eval_seeds and the trials' seeds"),
+])
+def test_bad_settings_are_one_line_errors_before_any_trial(tmp_path, override, words):
+    result = tune(tmp_path, override)
+    assert result.returncode == 2 and words in result.stderr, result.stderr
+    assert not (tmp_path / "studies").exists()
