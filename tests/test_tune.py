@@ -227,3 +227,21 @@ def test_bad_settings_are_one_line_errors_before_any_trial(tmp_path, override, w
     result = tune(tmp_path, override)
     assert result.returncode == 2 and words in result.stderr, result.stderr
     assert not (tmp_path / "studies").exists()
+
+
+def test_the_burgers_study_plans_twelve_trainers_by_two_groupings_informative_ones_first(tmp_path):
+    from pinnbench.tune import composing, plan
+
+    overrides = ["+experiment=tuned_burgers_cpu", f"hydra.sweep.dir={tmp_path}"]
+    with composing(overrides) as composer:
+        planned = plan(composer, overrides)
+    names = [s.dir.name for s in planned]
+    trainers = ["adam", "config", "mconfig", "adam+soap", "config+soap", "lra", "minmax", "relobralo", "pcgrad",
+                "imtlg", "upgrad", "dcgd"]
+    assert names == [f"{t}-n{k}-it3000" for k in (2, 3) for t in trainers]
+    assert all(s.tune.trials == 16 and s.tune.evaluate and s.tune.eval_seeds == list(range(10)) for s in planned)
+    assert all(s.dir.parent == tmp_path / "studies" / "burgers-cpu" for s in planned)
+    spaces = {s.dir.name: [d.name for d in s.dims] for s in planned}
+    assert spaces["adam-n2-it3000"] == ["lr"] and spaces["adam+soap-n2-it3000"] == ["lr", "optimizer.beta2"]
+    assert spaces["relobralo-n3-it3000"] == ["lr", "method.beta", "method.rho", "method.tau"]
+    assert not (tmp_path / "studies").exists()  # planning trains nothing
