@@ -32,7 +32,7 @@ def extra_overrides(overrides) -> list[str]:
     neutral one), sorted, without their ``+``/``~`` prefix."""
     stripped = (str(o).lstrip("+~") for o in overrides)
     return sorted(o for o in stripped if o.split("=")[0] not in RUN_NAME_KEYS | NEUTRAL_KEYS
-                  and not o.startswith(("hydra", *NEUTRAL_PREFIXES)))
+                  and not o.startswith(("hydra", "tune.", "tune=", *NEUTRAL_PREFIXES)))  # tune.*: pinnbench tune's own settings
 
 
 def trainer_label(method: str, optimizer: str | None = None, finish: str | None = None) -> str:

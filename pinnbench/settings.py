@@ -65,6 +65,8 @@ class RunConfig:
     quiet: bool = False
     plot: bool = True
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
+    tune: Any = None
+    """The settings of ``pinnbench tune`` (``configs/tune.yaml``; validated by :mod:`pinnbench.tune`)."""
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
@@ -124,7 +126,7 @@ def typed_options(group: str, node: DictConfig) -> tuple[type, Any]:
         raise ConfigError(f"{group}._target_={target!r} cannot be imported: {exc}") from None
     schema = cls.Options
     allowed = [f.name for f in dataclasses.fields(schema)]
-    values = {k: v for k, v in _plain(node).items() if k != "_target_"}
+    values = {k: v for k, v in _plain(node).items() if k not in ("_target_", "search")}  # search: for tuning
     unknown = sorted(set(values) - set(allowed))
     if unknown:
         raise ConfigError(

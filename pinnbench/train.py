@@ -122,7 +122,7 @@ def prepare(cfg: DictConfig) -> Setup:
 
 
 UNRECORDED_KEYS = ("problem", "method", "optimizer", "finish", "logger", "quiet", "plot", "threads", "compile", "fast",
-                   "eval_every", "log_every", "checkpoint_every", "diagnostics")
+                   "eval_every", "log_every", "checkpoint_every", "diagnostics", "tune")
 """Run settings that change neither what is trained nor its result (``fast`` and ``compile`` change
 only float rounding); they are left out of a run's recorded configuration (the groups are recorded
 as their typed options)."""
@@ -501,6 +501,19 @@ class Run:
                 "finish_stopped": self.finish_stopped}
 
 
+def final_scores(setup: Setup, run: Run) -> dict[str, float]:
+    """What tuning selects on, at the end of a run: the validation errors (``val_rel_l2``,
+    ``val_mse``) and the label-free objective (``label_free``, the training losses summed on
+    fresh points)."""
+    problem = setup.finish_problem if run.finishing and setup.finish_problem else setup.problem
+    model = run.trainee.model
+    model.eval()
+    try:
+        return {**problem.validation_errors(model), "label_free": problem.label_free(model, setup.groups)}
+    finally:
+        model.train()
+
+
 def _finished(run_dir: Path) -> dict[str, Any] | None:
     """The summary of a run that completed or diverged before (nothing is left to do), else None."""
     summary = records.read_summary(run_dir)
@@ -596,7 +609,7 @@ def _train(setup: Setup, run: Run, trackers: Trackers, on_iteration: Callable[[i
              f"{records.load_checkpoint(run.checkpoint_path)['iteration'] if run.checkpoint_path.exists() else 0}.")
     if run.finish_stopped is not None:
         _say(f"{run_dir}: the finishing phase ended at iteration {run.iteration}: {run.finish_stopped}.")
-    summary = run.summary(status)
+    summary = {**run.summary(status), **(final_scores(setup, run) if status == COMPLETED else {})}
     trackers.finish(summary)
     if trackers.state:  # what each tracker holds, a failed one's too
         summary["trackers"] = {name: dict(state) for name, state in trackers.state.items()}

@@ -587,6 +587,73 @@ class Problem:
         errors.update(self.parameter_errors())
         return errors
 
+    # ----- validation set and label-free objective (for tuning) -----------------------------
+    validation_points: ClassVar[int] = 2000
+    VALIDATION_SEED: ClassVar[int] = 20_240_817
+    LABEL_FREE_SEED: ClassVar[int] = 2_147_483_629
+    """Fixed seeds of the validation points and of the label-free objective's fresh points."""
+
+    def validation_set(self) -> tuple[np.ndarray, np.ndarray]:
+        """(inputs [n, d], fields [n, f]), float64: :attr:`validation_points` points drawn uniformly
+        in the domain with a fixed seed, none on the test grid, and the reference there (the exact
+        solution, or where a problem has none a cubic interpolation of its reference grid). Cached
+        on disk beside the reference; selection on these never reads the test grid's errors."""
+        key = hashlib.sha1(f"{type(self).__module__}.{type(self).__name__}:{self.reference_version}:"
+                           f"{self.reference_key()}:validation:{self.validation_points}:{self.VALIDATION_SEED}"
+                           .encode()).hexdigest()[:12]
+        path = cache_dir() / f"{self.name}-validation-{key}.npz"
+        if path.exists():
+            with np.load(path) as data:
+                return data["inputs"], data["fields"]
+        from scipy.spatial import cKDTree
+
+        test_inputs, test_fields = self.reference()
+        rng = np.random.default_rng(self.VALIDATION_SEED)
+        lower, upper = np.array(self.lower), np.array(self.upper)
+        drawn = lower + rng.random((self.validation_points * 2, len(lower))) * (upper - lower)
+        distance, _ = cKDTree(test_inputs).query(drawn)
+        inputs = drawn[distance > 1e-9][:self.validation_points]
+        fields = self.validation_reference(inputs, test_inputs, test_fields)
+        from pinnbench.records import atomic_path
+
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, inputs=inputs, fields=fields)
+        return inputs, fields
+
+    def validation_reference(self, inputs: np.ndarray, grid: np.ndarray, fields: np.ndarray) -> np.ndarray:
+        """The reference [n, f] at validation ``inputs``: the exact solution, else a cubic
+        interpolation of the reference ``fields`` on its regular test ``grid``."""
+        try:
+            with torch.no_grad():
+                return torch.cat([self.exact(chunk) for chunk in torch.from_numpy(inputs).split(2048)]).numpy()
+        except NotImplementedError:
+            from scipy.interpolate import RegularGridInterpolator
+
+            axes = [np.unique(grid[:, j]) for j in range(grid.shape[1])]
+            order = np.lexsort(grid.T[::-1])  # row-major over the axes in input order
+            values = fields[order].reshape(*(len(a) for a in axes), fields.shape[1])
+            # points of the domain beyond the grid's last row or column (a periodic edge) are extrapolated
+            return RegularGridInterpolator(axes, values, method="cubic", bounds_error=False, fill_value=None)(inputs)
+
+    @torch.no_grad()
+    def validation_errors(self, fn: Field) -> dict[str, float]:
+        """``val_rel_l2`` (the fields stacked) and ``val_mse`` (as ``test_mse``) on the validation set."""
+        inputs, fields = self.validation_set()
+        as_tensor = partial(torch.as_tensor, device=self.device, dtype=self.dtype)
+        errors = self.errors_against(fn(as_tensor(inputs)), as_tensor(fields))
+        return {"val_rel_l2": errors["rel_l2"], "val_mse": errors["test_mse"]}
+
+    def label_free(self, fn: Field, groups: tuple[tuple[str, ...], ...]) -> float:
+        """The unweighted sum of the training losses of ``groups`` on fresh points (one batch of
+        the run's size, drawn with a fixed seed unused by training): an objective without a reference."""
+        saved = self.causal_weights
+        with torch.enable_grad():
+            batches = self.sample(torch.Generator(self.device).manual_seed(self.LABEL_FREE_SEED))
+            value = self.group_losses(fn, batches, groups).sum().item()
+        self.causal_weights = saved
+        return value
+
     def derived_fields(self, values: Tensor) -> dict[str, Tensor]:
         """Quantities computed from the fields [N, n_fields] that are also reported ([N] each),
         e.g. the modulus ``|h|`` of a complex field; none by default."""

@@ -15,7 +15,10 @@ def report(argv: list[str]) -> None:
 
     args = parser("report", "Read every run directory below RUNS_DIR (any depth) and write runs.csv, "
                             "summary.{csv,md,tex}, ranks.csv, time_to_target.csv, pairs.csv and figures/ into OUT_DIR.")
-    args.add_argument("runs", nargs="+", metavar="RUNS_DIR", help="directories holding run directories")
+    args.add_argument("runs", nargs="*", metavar="RUNS_DIR", help="directories holding run directories")
+    args.add_argument("--tuned", nargs="+", metavar="TUNE_DIR", default=[],
+                      help="sweep directories of pinnbench tune: trials, selections, tuned beside the untuned runs of "
+                           "RUNS_DIR, robustness figures, into OUT_DIR/tuned/ (docs/tuning.md)")
     args.add_argument("--out", required=True, metavar="OUT_DIR", help="where to write the report")
     args.add_argument("--metric", default=DEFAULT_METRIC,
                       help="the error every table and figure uses: test_mse (default), rel_l2, or any error column "
@@ -35,6 +38,21 @@ def report(argv: list[str]) -> None:
     options = args.parse_args(argv)
     if options.resamples < 1:
         args.error("--resamples must be a positive integer")
+    if not options.runs and not options.tuned:
+        args.error("give RUNS_DIR, or --tuned TUNE_DIR, or both")
+    if options.tuned:
+        from pathlib import Path
+
+        from pinnbench.report.collect import collect_runs
+        from pinnbench.report.tuned import build_tuned_report
+
+        untuned = collect_runs(options.runs, options.metric) if options.runs else None
+        out = Path(options.out) / "tuned"
+        written = build_tuned_report(options.tuned, untuned, out, options.metric, figures=not options.no_figures)
+        print(f"wrote {len(written)} files to {out} (trials.csv, selected.csv, trial_errors.csv, tuned_vs_untuned.csv, "
+              f"tuned.md{', figures/' if not options.no_figures else ''})")
+        if not options.runs:
+            return
 
     result = build_report(options.runs, options.out, figures=not options.no_figures, n_resamples=options.resamples,
                           seed=options.ci_seed, metric=options.metric, given_targets=parse_targets(options.target),
