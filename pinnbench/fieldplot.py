@@ -21,7 +21,7 @@ from omegaconf import OmegaConf
 
 from pinnbench import records
 from pinnbench.errors import ConfigError
-from pinnbench.network import MLP
+from pinnbench.network import MLP, network_for
 from problems.base import Problem
 
 FIELDS_FILE = "fields.png"
@@ -44,7 +44,7 @@ def load_run(run_dir: str | Path) -> tuple[Problem, MLP]:
     problem_cls, problem_options = typed_options("problem", run.problem)
     dtype = DTYPES[run.dtype]
     problem: Problem = problem_cls(problem_options, device="cpu", dtype=dtype)
-    model = MLP(problem.input_dim, problem.output_dim, problem.size.width, problem.size.hidden_layers).to(dtype)
+    model = network_for(problem, run.network).to(dtype)
     if checkpoint_path.is_file():
         model.load_state_dict(records.load_checkpoint(checkpoint_path)["model"])
     else:

@@ -125,6 +125,13 @@ def independent_targets(name: str, inputs: np.ndarray, term: str) -> np.ndarray:
         return np.stack([2 / np.cosh(x), np.zeros_like(x)], axis=1)
     if name == "kovasznay":
         return kovasznay_np(x, inputs[:, 1])
+    if name == "helmholtz":
+        return (np.sin(np.pi * x) * np.sin(4 * np.pi * inputs[:, 1]))[:, None]
+    if name == "klein_gordon":
+        t = inputs[:, 1]
+        if term == "initial":  # u(x, 0) = x, u_t(x, 0) = 0
+            return np.stack([x, np.zeros_like(x)], axis=1)
+        return (x * np.cos(5 * np.pi * t) + (x * t) ** 3)[:, None]
     return beltrami_np(*inputs.T)
 
 
@@ -288,17 +295,28 @@ PAPER = {  # BRIEF §5: points per iteration and iterations of the paper
     "schrodinger": ({"residual": 20000, "boundary": 500, "initial": 500}, 100000),
     "kovasznay": ({"residual": 20000, "boundary": 1000}, 100000),
     "beltrami": ({"residual": 25000, "boundary": 5000, "initial": 5000}, 100000),
+    # the LRA paper's (arXiv 2001.04536): 128 fresh points per term and per edge, 40 001 iterations
+    "helmholtz": ({"residual": 128, "boundary": 4 * 128}, 40001),
+    "klein_gordon": ({"residual": 128, "initial": 128, "boundary": 2 * 128}, 40001),
 }
+PAPER_NETWORK = {"helmholtz": (50, 3)}
+"""(width, hidden layers) of the paper's size where it is not the ConFIG paper's 5 x 50."""
+MORE_SIZES = {"helmholtz": {"dcgd"}, "klein_gordon": {"dcgd"}}
+"""Sizes besides cpu and paper: the DCGD paper's (Hwang & Lim 2024): 3 x 50, 1 280 residual points, 50 000 iterations."""
 OUTPUTS = {"burgers": ("u",), "schrodinger": ("u", "v"), "kovasznay": ("u", "v", "p"),
-           "beltrami": ("u", "v", "w", "p")}
+           "beltrami": ("u", "v", "w", "p"), "helmholtz": ("u",), "klein_gordon": ("u",)}
 
 
 @pytest.mark.parametrize("name", PROBLEMS)
 def test_sizes_cpu_default_and_the_papers(name):
     problem = make_problem(name)
-    assert problem.options.size == "cpu" and set(problem.options.sizes) == {"cpu", "paper"}
+    assert problem.options.size == "cpu" and set(problem.options.sizes) == {"cpu", "paper"} | MORE_SIZES.get(name, set())
     paper = make_problem(name, "problem.size=paper").size
-    assert (paper.width, paper.hidden_layers) == (50, 5)
+    assert (paper.width, paper.hidden_layers) == PAPER_NETWORK.get(name, (50, 5))
+    for other in MORE_SIZES.get(name, ()):
+        size = make_problem(name, f"problem.size={other}").size
+        assert (size.width, size.hidden_layers, size.points["residual"], size.iterations) == (50, 3, 1280, 50000)
+        assert all(size.points[t] == paper.points[t] for t in problem.terms if t != "residual")
     assert (dict(paper.points), paper.iterations) == PAPER[name]
     assert problem.field_names == OUTPUTS[name]
     cpu = problem.size
