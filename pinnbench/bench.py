@@ -60,7 +60,7 @@ from pinnbench.allocator import keep_freed_memory
 from pinnbench.errors import ConfigError
 from pinnbench.methods.base import GradientMethod, Method, write_gradient
 from pinnbench.naming import trainer_label
-from pinnbench.network import MLP
+from pinnbench.network import network_for
 from pinnbench.settings import RunConfig
 from pinnbench.train import GroupLosses, Setup, _seed_everything, prepare
 from problems.base import Batch, LazyBatches, Problem
@@ -215,8 +215,7 @@ class Variant:
         self.name = trainer_label(setup.method_options.name, setup.optimizer.options.name)
         run, problem = setup.run, setup.problem
         _seed_everything(run.seed)
-        self.model = MLP(problem.input_dim, problem.output_dim, problem.size.width,
-                         problem.size.hidden_layers).to(setup.device, setup.dtype)
+        self.model = network_for(problem, run.network).to(setup.device, setup.dtype)
         self.params = list(self.model.parameters())
         self.method: Method = setup.method_cls(setup.method_options, len(setup.groups), self.params)
         self.optimizer = self.method.make_optimizer(run.lr, setup.optimizer)

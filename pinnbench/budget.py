@@ -151,3 +151,18 @@ def cosine_with_warmup(progress: float, warmup: float, lr: float, final_lr: floa
         return lr * progress / warmup
     phase = min((progress - warmup) / max(1.0 - warmup, 1e-12), 1.0)
     return final_lr + (lr - final_lr) * 0.5 * (1.0 + math.cos(math.pi * phase))
+
+
+def exponential_decay(iteration: int, lr: float, rate: float, steps: int, staircase: bool = False) -> float:
+    """lr · rate^(i/steps) at iteration i (0-based), or lr · rate^⌊i/steps⌋ with ``staircase``
+    (TensorFlow's ``exponential_decay``, PyTorch's ``StepLR`` stepped once per iteration)."""
+    exponent = iteration // steps if staircase else iteration / steps
+    return lr * rate**exponent
+
+
+def scheduled_lr(schedule: Any, iteration: int, progress: float, warmup: float, lr: float, final_lr: float) -> float:
+    """The learning rate of ``schedule`` (:class:`~pinnbench.settings.ScheduleConfig`) for the coming
+    iteration (0-based ``iteration``, budget fraction ``progress``)."""
+    rules = {"cosine": lambda: cosine_with_warmup(progress, warmup, lr, final_lr),
+             "exponential": lambda: exponential_decay(iteration, lr, schedule.rate, schedule.steps, schedule.staircase)}
+    return rules[schedule.kind]()

@@ -22,7 +22,7 @@ from omegaconf import OmegaConf
 
 from pinnbench import packed, records
 from pinnbench.errors import ConfigError
-from pinnbench.network import MLP
+from pinnbench.network import MLP, network_for
 from problems.base import Problem
 
 FIELDS_FILE = "fields.png"
@@ -65,7 +65,7 @@ def _rebuild(config_text: str | None, weights: dict) -> tuple[Problem, MLP]:
     problem_cls, problem_options = typed_options("problem", run.problem)
     dtype = DTYPES[run.dtype]
     problem: Problem = problem_cls(problem_options, device="cpu", dtype=dtype)
-    model = MLP(problem.input_dim, problem.output_dim, problem.size.width, problem.size.hidden_layers).to(dtype)
+    model = network_for(problem, run.network).to(dtype)
     model.load_state_dict(weights)
     return problem, model.eval()
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Dict
 
 import torch
 from hydra.core.config_store import ConfigStore
@@ -36,6 +36,45 @@ class DiagnosticsConfig:
     def __post_init__(self) -> None:
         if self.conflict_every < 0:
             raise ConfigError(f"diagnostics.conflict_every={self.conflict_every} must be 0 (off) or positive.")
+
+
+@dataclass
+class NetworkConfig:
+    """The network's input encoding (:mod:`pinnbench.network`), off by default: ``standardize``
+    inputs by the domain's mean and standard deviation; ``periodic``: {input name: period}."""
+
+    standardize: bool = False
+    periodic: Dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, period in self.periodic.items():
+            if not period > 0:
+                raise ConfigError(f"network.periodic.{name}={period} must be a positive period.")
+
+
+SCHEDULES = ("cosine", "exponential")
+
+
+@dataclass
+class ScheduleConfig:
+    """The learning rate per iteration: ``cosine`` (the default: linear warm-up, then cosine from
+    ``lr`` to ``final_lr``, see :func:`pinnbench.budget.cosine_with_warmup`) or ``exponential``
+    (lr · rate^(i/steps) at iteration i, no warm-up; ``staircase``: rate^⌊i/steps⌋), the decay of
+    Wang, Teng, Perdikaris 2021 (rate 0.9 every 1 000 steps, smooth) and Hwang & Lim 2024 (the same,
+    staircase)."""
+
+    kind: str = "cosine"
+    rate: float = 0.9
+    steps: int = 1000
+    staircase: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in SCHEDULES:
+            raise ConfigError(f"schedule.kind={self.kind!r} is not a schedule; allowed: {', '.join(SCHEDULES)}.")
+        if not 0 < self.rate <= 1:
+            raise ConfigError(f"schedule.rate={self.rate} must be in (0, 1].")
+        if self.steps <= 0:
+            raise ConfigError(f"schedule.steps={self.steps} must be a positive number of iterations.")
 
 
 @dataclass
@@ -67,6 +106,10 @@ class RunConfig:
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
     tune: Any = None
     """The settings of ``pinnbench tune`` (``configs/tune.yaml``; validated by :mod:`pinnbench.tune`)."""
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    lowest_loss: bool = False
+    """Also report the test error at the iterate of lowest training loss (``lowest_loss_*``)."""
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:

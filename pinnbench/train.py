@@ -32,13 +32,13 @@ from tqdm import tqdm
 
 from pinnbench import records
 from pinnbench.allocator import keep_freed_memory
-from pinnbench.budget import Budget, Clock, cosine_with_warmup
+from pinnbench.budget import Budget, Clock, scheduled_lr
 from pinnbench.diagnostics import conflict_measures, flat_grad, flat_params, step_cosines
 from pinnbench.errors import ConfigError
 from pinnbench.finish import FinishOptions, LBFGSPhase, NoFinish
 from pinnbench.methods.base import Method, gradient_matrix
 from pinnbench.naming import trainer_label
-from pinnbench.network import MLP
+from pinnbench.network import check_network, network_for
 from pinnbench.optimizers.adam import Adam, AdamOptions
 from pinnbench.optimizers.base import Optimizer
 from pinnbench.provenance import provenance
@@ -97,6 +97,7 @@ def prepare(cfg: DictConfig) -> Setup:
     finish_cls, finish_options = _group("finish", run.finish, NoFinish)
     problem: Problem = problem_cls(problem_options, device=device, dtype=dtype)
     groups = problem.groups(run.n_losses)
+    check_network(problem, run.network)
     if hasattr(method_options, "validate"):
         method_options.validate(len(groups))
     optimizer_options.validate()
@@ -279,8 +280,7 @@ def build(setup: Setup) -> Trainee:
         torch.set_num_threads(run.threads)
     if setup.device.type == "cpu":
         keep_freed_memory()  # reuse freed activations instead of page-faulting fresh ones every iteration
-    model = MLP(problem.input_dim, problem.output_dim, problem.size.width, problem.size.hidden_layers)
-    model = model.to(setup.device, setup.dtype)
+    model = network_for(problem, run.network).to(setup.device, setup.dtype)
     unknowns = problem.param_groups()  # an inverse problem's parameters: trained with the network, at their own rate
     params = list(model.parameters()) + [p for group in unknowns for p in group["params"]]
     method: Method = setup.method_cls(setup.method_options, len(setup.groups), params)
@@ -351,6 +351,9 @@ class Run:
         self.phase: LBFGSPhase | None = None
         self.losses = trainee.losses  # the losses being trained: the phase's own once it starts
         self.diagnostics_seconds = 0.0
+        self.lowest: dict[str, Any] = {}
+        """With ``lowest_loss``: the lowest training loss so far (``lowest_loss``), its iteration and the
+        test errors of that iterate (``lowest_loss_<error>``), see :meth:`track_lowest_loss`."""
         self.diagnosed: tuple[Tensor, Tensor] | None = None  # G and θ of the iteration being diagnosed
 
     # --- budget and phases
@@ -371,11 +374,11 @@ class Run:
         self.phase, self.losses = finishing_phase(self.setup, self.trainee, self.finish_started_at)
 
     def learning_rate(self) -> float:
-        """The main phase's scheduled learning rate for the coming iteration."""
+        """The main phase's scheduled learning rate for the coming iteration (``schedule``)."""
         run, budget = self.setup.run, self.setup.main_budget
         fraction = budget.progress(self.iteration + 1, self.clock.seconds) if budget.kind == "iterations" \
             else budget.progress(self.iteration, self.clock.seconds)
-        return cosine_with_warmup(fraction, budget.warmup_fraction(), run.lr, run.final_lr)
+        return scheduled_lr(run.schedule, self.iteration, fraction, budget.warmup_fraction(), run.lr, run.final_lr)
 
     def diagnose(self) -> dict[str, Tensor]:
         """Conflict measures of the direction the method just set (:mod:`pinnbench.diagnostics`), off the
@@ -400,6 +403,24 @@ class Run:
         self.diagnostics_seconds += time.perf_counter() - started
         self.clock.start()
         return diagnosis
+
+    def track_lowest_loss(self) -> None:
+        """When the training loss of the iteration just done (the sum of the losses the method saw,
+        on this iteration's points, before the step) is the lowest so far, the test errors of the
+        network after the step, off the clock: the iterate Hwang & Lim (NeurIPS 2024, code
+        ``model/*.py``) report, evaluated every time the loss improves, as they do."""
+        total = float(self.losses.latest.sum())
+        if not math.isfinite(total) or total >= self.lowest.get("lowest_loss", math.inf):
+            return
+        self.clock.pause()
+        model = self.trainee.model
+        model.eval()
+        errors = (self.setup.finish_problem if self.finishing and self.setup.finish_problem
+                  else self.setup.problem).error(model)
+        model.train()
+        self.lowest = {"lowest_loss": total, "lowest_loss_iteration": self.iteration,
+                       **{f"lowest_loss_{k}": v for k, v in errors.items()}}
+        self.clock.start()
 
     # --- records
     def add_row(self, lr: float, extra: dict[str, Tensor]) -> bool:
@@ -435,7 +456,7 @@ class Run:
             "rng": _rng_state(trainee.generator),
             "iteration": self.iteration, "seconds": self.clock.seconds, "history": self.history,
             "best_test_mse": self.best, "last_errors": self.last_errors, "latest_losses": self.losses.latest.cpu(),
-            "config": self.config,
+            "config": self.config, "lowest": self.lowest,
             **({"finish": {"started_at": self.finish_started_at,
                            "state": self.phase.state_dict() if self.phase else None}}
                if self.setup.finish.enabled else {}),
@@ -463,6 +484,7 @@ class Run:
         self.iteration, self.history = state["iteration"], state["history"]
         self.clock = Clock(state["seconds"], self.setup.device, self.setup.run.budget.clock)
         self.best, self.last_errors = state["best_test_mse"], state["last_errors"]
+        self.lowest = state.get("lowest", {})
         self.finish_started_at = finishing.get("started_at")
         self.losses.latest.copy_(state["latest_losses"].to(self.losses.latest))
         self.resumed_from = self.iteration
@@ -483,6 +505,7 @@ class Run:
             "ms_per_iteration": 1000 * seconds / self.iteration if self.iteration else None,
             "test_mse": self.last_errors.get("test_mse"), "best_test_mse": self.best if math.isfinite(self.best) else None,
             **{k: v for k, v in self.last_errors.items() if k != "test_mse"},
+            **self.lowest,
             "iterations_this_session": self.iteration - self.resumed_from, "test_reference": setup.problem.scored_reference,
             "config": self.config,
             **({"optimizer": setup.optimizer.options.name} if setup.optimizer.options.name != "adam" else {}),
@@ -573,6 +596,8 @@ def _train(setup: Setup, run: Run, trackers: Trackers, on_iteration: Callable[[i
             if diagnosed:
                 step_record.update(run.diagnose_step())
         run.iteration += 1
+        if settings.lowest_loss:
+            run.track_lowest_loss()
         if on_iteration is not None:
             on_iteration(run.iteration)
         # the budget is decided once per iteration, so the iteration that ends it (or the main phase) is recorded

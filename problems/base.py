@@ -181,6 +181,30 @@ def latin_hypercube(n: int, lower: Tensor, upper: Tensor, generator: torch.Gener
     return lower + (strata + jitter) / n * (upper - lower)
 
 
+def even_split(n: int, parts: int) -> list[int]:
+    """n points shared by ``parts`` parts as evenly as can be (the first n mod parts get one more)."""
+    return [n // parts + (k < n % parts) for k in range(parts)]
+
+
+def face_points(n: int, lower: Tensor, upper: Tensor, faces: tuple[tuple[int, int], ...],
+                generator: torch.Generator) -> Tensor:
+    """n points on the given faces of the box [lower, upper], shared by :func:`even_split` and in
+    the order of ``faces``: face (axis, side) is where input ``axis`` sits at its lower (side 0) or
+    upper (side 1) end; the free inputs are Latin-hypercube points of the face."""
+    blocks = []
+    for (axis, side), count in zip(faces, even_split(n, len(faces))):
+        points = latin_hypercube(count, lower, upper, generator)
+        points[:, axis] = (upper if side else lower)[axis]
+        blocks.append(points)
+    return torch.cat(blocks)
+
+
+def sum_of_part_means(squares: Tensor, parts: int) -> Tensor:
+    """Σ over the :func:`even_split` parts of ``squares`` [N, c] (consecutive blocks) of each part's
+    mean over all its entries: a loss written as one mean per boundary face, summed."""
+    return sum(block.mean() for block in squares.split(even_split(squares.shape[0], parts)))
+
+
 def chunk_ids(t: Tensor, chunks: int) -> Tensor:
     """The time chunk of every point: sorted by t, the N points are cut into M runs of consecutive
     times, the point of rank ρ (0 = earliest) in chunk ⌊ρ M / N⌋, so chunk sizes differ by at most

@@ -57,7 +57,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 from torch.utils._pytree import tree_flatten, tree_leaves
 
-from pinnbench.network import MLP
+from pinnbench.network import MLP, InputEncoding
 
 Field = Callable[[Tensor], Tensor]
 Operator = Mapping[tuple, float]
@@ -358,7 +358,9 @@ def _network_passes(forward_kernel: Callable, backward_kernel: Callable, narrow_
         weights, biases = params[0::2], params[1::2]
         z = _narrow_product(inputs, weights[0].T) + biases[0] if narrow_products else \
             torch.addmm(biases[0], inputs, weights[0].T)
-        dZ = (lift @ weights[0].T).unsqueeze(1)  # the same at every point
+        dZ = lift @ weights[0].T  # [m + c, N, w] for a per-point lift (periodic inputs), else [m + c, w] …
+        if dZ.dim() == 2:
+            dZ = dZ.unsqueeze(1)  # … the same at every point
         H = forward_kernel(z, dZ)
         activations, streams = [H], [dZ]
         for W, b in zip(weights[1:-1], biases[1:-1]):
@@ -385,10 +387,13 @@ def _network_passes(forward_kernel: Callable, backward_kernel: Callable, narrow_
             grads[2 * layer + 1] = _sum_over_points(G[0])
             Hb = (_narrow_product(flat, W) if narrow_products and layer == L - 1 else flat @ W).view(S, N, width)
             G = backward_kernel(Hb, H[0], streams[layer - 1])
-        # first layer: z = x W₀ᵀ + b₀, and the streams' ż = (lift W₀ᵀ) at every point
-        grads[0] = G[0].T @ inputs + _sum_over_points(G[1:]).T @ lift
+        # first layer: z = x W₀ᵀ + b₀, and the streams' ż = (lift W₀ᵀ) at every point (or per point)
+        if lift.dim() == 2:
+            grads[0] = G[0].T @ inputs + _sum_over_points(G[1:]).T @ lift
+        else:
+            grads[0] = G[0].T @ inputs + G[1:].flatten(0, 1).T @ lift.flatten(0, 1)
         grads[1] = _sum_over_points(G[0])
-        return (G[0] @ weights[0] if input_grad else None), grads
+        return (G @ weights[0] if input_grad else None), grads
 
     return forward, backward
 
@@ -431,9 +436,9 @@ class TaylorMLP(torch.autograd.Function):
     backward pass (first order in the parameters: training needs no more)."""
 
     @staticmethod
-    def forward(ctx, inputs: Tensor, plan: Plan, compiled: bool, *params: Tensor) -> Tensor:
+    def forward(ctx, inputs: Tensor, lift: Tensor, plan: Plan, compiled: bool, *params: Tensor) -> Tensor:
+        # lift [m + c, n_in] (or [m + c, N, n_in]): the first-layer stream directions (at every point)
         forward_pass, _ = passes(plan, compiled)
-        lift = _lift(plan, inputs)  # [m + c, n_in]: first-layer stream directions
         out, activations, streams = forward_pass(inputs, lift, *params)
         ctx.plan, ctx.compiled, ctx.n_layers = plan, compiled, len(params) // 2
         ctx.save_for_backward(inputs, lift, *params[0::2], *activations, *streams)
@@ -446,9 +451,15 @@ class TaylorMLP(torch.autograd.Function):
         L = ctx.n_layers
         inputs, lift, *rest = ctx.saved_tensors
         weights, activations, streams = rest[:L], rest[L:2 * L - 1], rest[2 * L - 1:]
+        wanted = bool(ctx.needs_input_grad[0] or ctx.needs_input_grad[1])
         grad_inputs, grads = backward_pass(grad.contiguous(), inputs, lift, list(weights), list(activations),
-                                           list(streams), bool(ctx.needs_input_grad[0]))
-        return (grad_inputs, None, None, *grads)
+                                           list(streams), wanted)
+        # ∂/∂inputs from the value stream, ∂/∂lift from the derivative streams ([S, N, n_in] before the split)
+        grad_value = grad_inputs[0] if wanted else None
+        grad_lift = None
+        if wanted and ctx.needs_input_grad[1]:
+            grad_lift = grad_inputs[1:] if lift.dim() == 3 else _sum_over_points(grad_inputs[1:])
+        return (grad_value, grad_lift, None, None, *grads)
 
 
 def _lift(plan: Plan, inputs: Tensor) -> Tensor:
@@ -464,9 +475,39 @@ def _lift_matrix(plan: Plan, n_in: int, dtype: torch.dtype, device: torch.device
     return torch.tensor(rows, dtype=dtype, device=device).reshape(len(rows), n_in)
 
 
+def _encoded_lift(plan: Plan, inputs: Tensor, encoding: InputEncoding) -> tuple[Tensor, Tensor]:
+    """(features, lift) of inputs through the network's input encoding: each feature f_k depends on
+    one input x_o(k), so a first-order stream along x_i starts as ∂f/∂x_i (nonzero on x_i's
+    features) and a second-order stream L = Σ α_i ∂_i + Σ β_j ∂_jj as Σ α_i ∂f/∂x_i + Σ β_j ∂²f/∂x_j².
+    An affine encoding (standardised inputs) has a lift that is the same at every point, [m + c, f];
+    a periodic one a lift per point, [m + c, N, f]."""
+    features = encoding(inputs)
+    owner = torch.tensor(encoding.owner, device=inputs.device)
+    if encoding.affine:  # ∂f_k/∂x_k = 1/scale_k, no second derivative
+        inverse_scale = torch.tensor([1.0 / s for s in encoding.scale], dtype=inputs.dtype, device=inputs.device)
+        return features, _lift(plan, inputs) * inverse_scale
+    d1, d2 = encoding.derivatives(inputs)
+    rows = [d1 * (owner == i) for i in plan.directions]
+    for alpha, beta in plan.curves:
+        row = torch.zeros_like(d1)
+        for i, a in enumerate(alpha):
+            if a:
+                row = row + a * d1 * (owner == i)
+        for k, b in enumerate(beta):
+            if b:
+                row = row + b * d2 * (owner == plan.directions[k])
+        rows.append(row)
+    return features, torch.stack(rows)
+
+
 def _taylor_jet(fn: MLP, inputs: Tensor, plan: Plan, compiled: bool) -> Jet:
     params = [p for linear in fn.linears for p in (linear.weight, linear.bias)]
-    out = TaylorMLP.apply(inputs, plan, compiled, *params)
+    encoding = fn.encoding
+    if encoding is None:
+        features, lift = inputs, _lift(plan, inputs)  # [m + c, n_in]: first-layer stream directions
+    else:
+        features, lift = _encoded_lift(plan, inputs, encoding)
+    out = TaylorMLP.apply(features, lift, plan, compiled, *params)
     m, slot = len(plan.directions), {i: k for k, i in enumerate(plan.directions)}
     first = {i: out[1 + slot[i]] for i in plan.first}
     second = {j: out[1 + m + c] for c, j in enumerate(plan.second)}

@@ -107,3 +107,27 @@ def test_the_process_clock_is_refused_on_a_gpu_and_unknown_clocks_are_named():
     with pytest.raises(ConfigError, match=r"budget\.clock='cpu' is not a clock; allowed: wall, process"):
         BudgetConfig(clock="cpu")
     assert typed(BudgetConfig, {"kind": "walltime", "seconds": 3, "clock": "process"}).clock == "process"
+
+
+def test_exponential_decay_is_smooth_or_a_staircase():
+    from pinnbench.budget import exponential_decay, scheduled_lr
+    from pinnbench.settings import ScheduleConfig
+
+    assert exponential_decay(0, 1e-3, 0.9, 1000) == 1e-3
+    assert exponential_decay(1500, 1e-3, 0.9, 1000) == pytest.approx(1e-3 * 0.9**1.5, rel=1e-12)
+    assert exponential_decay(1999, 1e-3, 0.9, 1000, staircase=True) == pytest.approx(9e-4, rel=1e-12)
+    assert exponential_decay(2000, 1e-3, 0.9, 1000, staircase=True) == pytest.approx(8.1e-4, rel=1e-12)
+    smooth = ScheduleConfig(kind="exponential")
+    assert scheduled_lr(smooth, 40000, 1.0, 0.01, 1e-3, 1e-4) == pytest.approx(1e-3 * 0.9**40, rel=1e-12)
+    cosine = ScheduleConfig()
+    assert scheduled_lr(cosine, 5, 0.5, 0.0, 1e-3, 1e-4) == pytest.approx(cosine_with_warmup(0.5, 0.0, 1e-3, 1e-4))
+
+
+@pytest.mark.parametrize("key, value, words", [("kind", "linear", "schedule.kind='linear'"),
+                                               ("rate", 1.5, "schedule.rate=1.5"), ("steps", 0, "schedule.steps=0")])
+def test_a_bad_schedule_is_a_clear_error(key, value, words):
+    from pinnbench.errors import ConfigError
+    from pinnbench.settings import ScheduleConfig
+
+    with pytest.raises(ConfigError, match=words.replace(".", r"\.")):
+        ScheduleConfig(**{key: value})

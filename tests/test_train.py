@@ -134,3 +134,50 @@ def test_the_iteration_that_ends_a_wall_time_budget_is_evaluated_and_saved(tmp_p
     assert summary["iterations"] == 8 == history.iteration.iloc[-1]
     assert summary["test_mse"] == history.test_mse.iloc[-1] and not math.isnan(history.test_mse.iloc[-1])
     assert records.load_checkpoint(tmp_path / records.CHECKPOINT)["iteration"] == 8
+
+
+HOME = ("problem=helmholtz", "problem.sizes.cpu.points.residual=64", "problem.sizes.cpu.points.boundary=32",
+        "problem.sizes.cpu.width=16", "quiet=true", "plot=false")
+"""A tiny Helmholtz run with its YAML's protocol: standardised inputs, exponential decay, lowest_loss."""
+
+
+def test_the_lowest_loss_iterate_is_the_one_of_smallest_summed_loss_and_its_error_is_recorded(tmp_path):
+    setup = prepare(compose_config(*HOME, "method=adam", "budget.iterations=30", "log_every=1", "eval_every=1"))
+    assert setup.run.lowest_loss and setup.run.network.standardize and setup.run.schedule.kind == "exponential"
+    summary = train(setup, tmp_path)
+    history = pd.read_csv(tmp_path / records.HISTORY).iloc[1:]  # row 0: before training
+    total = history.loss_residual + history.loss_boundary
+    best = history.loc[total.idxmin()]
+    assert summary["lowest_loss"] == pytest.approx(total.min(), rel=1e-6)
+    assert summary["lowest_loss_iteration"] == best.iteration
+    assert summary["lowest_loss_rel_l2"] == pytest.approx(best.rel_l2, rel=1e-6)  # evaluated after that step
+    assert summary["lowest_loss_test_mse"] == pytest.approx(best.test_mse, rel=1e-6)
+    # the learning rate decays by 0.9 per 1 000 iterations, from the first
+    assert history.lr.iloc[0] == pytest.approx(1e-3) and history.lr.iloc[-1] == pytest.approx(1e-3 * 0.9**0.029)
+
+
+def test_lowest_loss_survives_a_resume(tmp_path):
+    args = (*HOME, "method=adam", "budget.iterations=40", "checkpoint_every=20", "eval_every=20")
+    whole = train(prepare(compose_config(*args)), tmp_path / "whole")
+
+    def interrupt_at_30(iteration):
+        if iteration == 30:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train(prepare(compose_config(*args)), tmp_path / "cut", on_iteration=interrupt_at_30)
+    resumed = train(prepare(compose_config(*args)), tmp_path / "cut")
+    for key in ("lowest_loss", "lowest_loss_iteration", "lowest_loss_rel_l2"):
+        assert resumed[key] == pytest.approx(whole[key], rel=1e-6), key
+
+
+def test_the_network_options_reach_the_trained_network_and_a_bad_input_name_is_refused(tmp_path):
+    from pinnbench.errors import ConfigError
+    from pinnbench.train import build
+
+    trainee = build(prepare(compose_config(*HOME, "method=adam", "+network.periodic={x: 2.0}")))
+    encoding = trainee.model.encoding
+    assert encoding.omega[0] == pytest.approx(math.pi) and encoding.scale[1] == pytest.approx(2 / 12**0.5)
+    assert build(prepare(compose_config(*TINY, "method=adam"))).model.encoding is None  # off by default
+    with pytest.raises(ConfigError, match=r"network\.periodic\.z: 'z' is not an input of problem 'helmholtz'"):
+        prepare(compose_config(*HOME, "method=adam", "+network.periodic={z: 1.0}"))

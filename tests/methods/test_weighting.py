@@ -77,6 +77,54 @@ def test_lra_weight_tracks_max_residual_gradient_over_mean_gradient(beta, expect
         torch.testing.assert_close(grad, g0 + want * g1)
 
 
+class Layered:
+    """Two weight matrices W [1, 2], V [1, 1] and a bias b [1]: L_0 = W₀² + 2W₁² + 10b² (a large
+    bias gradient), L_1 = (W₀ − 1)² + V² + b². At W = (1.5, −0.5), V = 2, b = 1: ∇L_0 = (3, −2 | 0 | 20),
+    ∇L_1 = (1, 0 | 4 | 2)."""
+
+    n_losses = 2
+
+    def __init__(self) -> None:
+        self.params = [torch.nn.Parameter(torch.tensor([[1.5, -0.5]], dtype=torch.float64)),
+                       torch.nn.Parameter(torch.tensor([[2.0]], dtype=torch.float64)),
+                       torch.nn.Parameter(torch.tensor([1.0], dtype=torch.float64))]
+
+    def each(self, indices=None):
+        W, V, b = self.params
+        values = [W[0, 0] ** 2 + 2 * W[0, 1] ** 2 + 10 * b[0] ** 2, (W[0, 0] - 1) ** 2 + V[0, 0] ** 2 + b[0] ** 2]
+        return values if indices is None else [values[i] for i in indices]
+
+    def __call__(self, indices=None):
+        return torch.stack(self.each(indices))
+
+
+def test_lra_code_variant_takes_the_weight_matrices_and_the_weighted_loss():
+    """The authors' code: max |∇_W L_0| over the matrices (3, not the bias's 20), the mean of |∇L_1|
+    per matrix averaged over the matrices ((0.5 + 4)/2), and λ in the denominator (the gradient of
+    λ L_1); every 2nd iteration here, the other one a plain step on L_0 + λ L_1."""
+    losses = Layered()
+    method = LRA(LRAOptions(name="lra_code", variant="code", beta=0.9, every=2), 2, losses.params)
+    lam = 1.0
+    for iteration in range(4):
+        for p in losses.params:
+            p.grad = None
+        method.step(losses)
+        if iteration % 2 == 0:
+            lam = 0.9 * lam + 0.1 * 3.0 / (lam * (0.5 + 4.0) / 2)
+        assert weights(method) == pytest.approx([1.0, lam], rel=1e-12)
+        grads = [p.grad.reshape(-1) for p in losses.params]
+        torch.testing.assert_close(torch.cat(grads), torch.tensor([3.0, -2.0, 0.0, 20.0], dtype=torch.float64)
+                                   + lam * torch.tensor([1.0, 0.0, 4.0, 2.0], dtype=torch.float64))
+    assert method.state_dict()["count"] == 4
+
+
+def test_lra_paper_variant_takes_every_parameter():
+    losses = Layered()
+    method = LRA(LRAOptions(name="lra_paper", variant="paper", beta=0.1), 2, losses.params)
+    method.step(losses)  # λ̂ = max(3, 2, 0, 20) / mean(1, 0, 4, 2) = 20 / 1.75
+    assert weights(method) == pytest.approx([1.0, 0.1 + 0.9 * 20 / 1.75], rel=1e-12)
+
+
 def hand_adam(gradients: list[float], lr: float = 1e-3, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8):
     """Adam's total displacement of one scalar after the given gradients."""
     m = v = position = 0.0

@@ -11,10 +11,10 @@ from pinnbench.settings import typed_options
 from problems.base import Problem
 from tests.conftest import compose_config
 
-PROBLEMS = ("burgers", "schrodinger", "kovasznay", "beltrami")
+PROBLEMS = ("burgers", "schrodinger", "kovasznay", "beltrami", "helmholtz", "klein_gordon", "wave", "allen_cahn")
 """Every problem; a new one gets the whole battery by being added here."""
 
-CLOSED_FORM = ("burgers", "kovasznay", "beltrami")
+CLOSED_FORM = ("burgers", "kovasznay", "beltrami", "helmholtz", "klein_gordon", "wave")
 """Problems with an exact solution ``Problem.exact``."""
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pinnbench.network import MLP
+from pinnbench.network import MLP, encoding_for
 from problems import derivatives
 from problems.derivatives import (AUTOGRAD, COMPILED, TAYLOR, Plan, TaylorMLP, _Checked, _autograd_jet,
                                   _eager_kernels, _fusable_kernels, _lift, _network_passes, _sum_over_points,
@@ -63,7 +63,43 @@ def test_taylor_pass_differentiates_with_respect_to_its_inputs_too():
     net = network(2, 1)
     x = torch.rand(7, 2, dtype=torch.float64, requires_grad=True)
     plan = Plan.of(2, (0,), (), {(1,): 1.0, (0, 0): -0.1})
-    torch.autograd.gradcheck(lambda inputs: TaylorMLP.apply(inputs, plan, False, *net.parameters()), (x,))
+    torch.autograd.gradcheck(lambda inputs: TaylorMLP.apply(inputs, _lift(plan, inputs), plan, False,
+                                                            *net.parameters()), (x,))
+
+
+@pytest.mark.parametrize("encoding", [dict(standardize=True), dict(periods=(2.0, None)),
+                                      dict(standardize=True, periods=(None, 0.5))],
+                         ids=["standardized", "periodic", "both"])
+@pytest.mark.parametrize("fast", [TAYLOR, COMPILED])
+def test_an_input_encoding_gives_the_same_derivatives_and_gradients_on_both_paths(encoding, fast):
+    """Standardised and periodic inputs (pinnbench.network.InputEncoding): value, derivatives,
+    the operator stream and the gradients with respect to the parameters and to the inputs are
+    those of nested autograd through the encoding."""
+    torch.manual_seed(5)
+    net = MLP(2, 2, 12, 3, encoding=encoding_for((-1.0, 0.0), (1.0, 1.0), **encoding)).double()
+    x = (torch.rand(40, 2, dtype=torch.float64) * 1.5 - 0.25).requires_grad_(True)
+    request = dict(first=(0, 1), second=(0, 1), operator={(1,): 1.0, (0, 0): -0.3, (1, 1): 0.2})
+    slow, quick = jet(net, x, **request, fast=AUTOGRAD), jet(net, x, **request, fast=fast)
+
+    def streams(j):
+        return [j.value, j.d(0), j.d(1), j.dd(0), j.dd(1), j.op]
+
+    for a, b in zip(streams(slow), streams(quick)):
+        torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-11)
+    targets = list(net.parameters()) + [x]
+    for a, b in zip(torch.autograd.grad(sum((s**2).sum() for s in streams(slow)), targets),
+                    torch.autograd.grad(sum((s**2).sum() for s in streams(quick)), targets)):
+        torch.testing.assert_close(b, a, rtol=1e-9, atol=1e-10)
+
+
+def test_a_periodic_input_makes_the_network_periodic_and_the_standardised_one_is_centred():
+    net = MLP(2, 1, 8, 2, encoding=encoding_for((-1.0, 0.0), (1.0, 1.0), standardize=True, periods=(2.0, None))).double()
+    x = torch.rand(20, 2, dtype=torch.float64)
+    torch.testing.assert_close(net(x), net(x + torch.tensor([2.0, 0.0], dtype=torch.float64)), rtol=0, atol=1e-12)
+    features = net.encoding(torch.tensor([[0.3, 0.5], [0.3, 1.0]], dtype=torch.float64))
+    assert features.shape == (2, 3)  # cos, sin of x; standardised t
+    torch.testing.assert_close(features[:, 2], torch.tensor([0.0, 0.5 * 12**0.5], dtype=torch.float64))
+    assert MLP(2, 1, 8, 2).encoding is None
 
 
 @pytest.mark.parametrize("name", REQUESTS)

@@ -38,8 +38,14 @@ def soliton(amplitude: float, sign: int = 1):
     return fn
 
 
+def kink(epsilon: float = 1e-4):
+    """u = tanh(x √(5/2ε)), a steady solution of u_t − ε u_xx + 5u³ − 5u = 0 (Allen–Cahn)."""
+    return lambda inputs: torch.tanh(math.sqrt(5 / (2 * epsilon)) * inputs[:, :1]) + 0 * inputs[:, 1:]
+
+
 def exact_solution(problem):
-    return soliton(1.5) if problem.name == "schrodinger" else problem.exact
+    """A closed-form solution of the problem's PDE: its exact solution, or one of another initial value."""
+    return {"schrodinger": soliton(1.5), "allen_cahn": kink()}.get(problem.name, problem.exact)
 
 
 def perturbed(fn, size: float = 1e-2):
@@ -125,6 +131,19 @@ def independent_targets(name: str, inputs: np.ndarray, term: str) -> np.ndarray:
         return np.stack([2 / np.cosh(x), np.zeros_like(x)], axis=1)
     if name == "kovasznay":
         return kovasznay_np(x, inputs[:, 1])
+    if name == "helmholtz":
+        return (np.sin(np.pi * x) * np.sin(4 * np.pi * inputs[:, 1]))[:, None]
+    if name == "wave":
+        if term == "initial":
+            return (np.sin(np.pi * x) + 0.5 * np.sin(4 * np.pi * x))[:, None]
+        return np.zeros((len(x), 1))
+    if name == "allen_cahn":
+        return (x**2 * np.cos(np.pi * x))[:, None]
+    if name == "klein_gordon":
+        t = inputs[:, 1]
+        if term == "initial":  # u(x, 0) = x, u_t(x, 0) = 0
+            return np.stack([x, np.zeros_like(x)], axis=1)
+        return (x * np.cos(5 * np.pi * t) + (x * t) ** 3)[:, None]
     return beltrami_np(*inputs.T)
 
 
@@ -143,6 +162,9 @@ def test_points_lie_where_their_term_says_and_data_are_the_true_values(name):
         assert np.all(initial[:, time] == lower[time])
         np.testing.assert_allclose(batches["initial"].targets.numpy(), independent_targets(name, initial, "initial"),
                                    rtol=1e-12, atol=1e-14)
+    if "boundary" not in batches:  # Allen-Cahn: periodic by the network's encoding
+        assert name == "allen_cahn"
+        batches = make_problem(name, "problem.periodic_loss=true").sample(generator(2))
     boundary = batches["boundary"].inputs.numpy()
     on_face = [(boundary[:, i] == lower[i]) | (boundary[:, i] == upper[i]) for i in space]
     assert np.all(np.any(on_face, axis=0)), "a boundary point off the boundary"
@@ -288,19 +310,35 @@ PAPER = {  # BRIEF §5: points per iteration and iterations of the paper
     "schrodinger": ({"residual": 20000, "boundary": 500, "initial": 500}, 100000),
     "kovasznay": ({"residual": 20000, "boundary": 1000}, 100000),
     "beltrami": ({"residual": 25000, "boundary": 5000, "initial": 5000}, 100000),
+    # the LRA paper's (arXiv 2001.04536): 128 fresh points per term and per edge, 40 001 iterations
+    "helmholtz": ({"residual": 128, "boundary": 4 * 128}, 40001),
+    "klein_gordon": ({"residual": 128, "initial": 128, "boundary": 2 * 128}, 40001),
+    # the NTK paper's (arXiv 2007.14527, wave notebook): 300 residual points, 100 per initial and edge term
+    "wave": ({"residual": 300, "initial": 100, "boundary": 2 * 100, "velocity": 100}, 80001),
+    # the causal paper's iterations (arXiv 2203.07404) with jaxpi's batch
+    "allen_cahn": ({"residual": 4096, "initial": 512, "boundary": 256}, 300000),
 }
+PAPER_NETWORK = {"helmholtz": (50, 3), "wave": (500, 3), "allen_cahn": (128, 4)}
+"""(width, hidden layers) of the paper's size where it is not the ConFIG paper's 5 x 50."""
+MORE_SIZES = {"helmholtz": {"dcgd"}, "klein_gordon": {"dcgd"}}
+"""Sizes besides cpu and paper: the DCGD paper's (Hwang & Lim 2024): 3 x 50, 1 280 residual points, 50 000 iterations."""
 OUTPUTS = {"burgers": ("u",), "schrodinger": ("u", "v"), "kovasznay": ("u", "v", "p"),
-           "beltrami": ("u", "v", "w", "p")}
+           "beltrami": ("u", "v", "w", "p"), "helmholtz": ("u",), "klein_gordon": ("u",), "wave": ("u",),
+           "allen_cahn": ("u",)}
 
 
 @pytest.mark.parametrize("name", PROBLEMS)
 def test_sizes_cpu_default_and_the_papers(name):
     problem = make_problem(name)
-    assert problem.options.size == "cpu" and set(problem.options.sizes) == {"cpu", "paper"}
+    assert problem.options.size == "cpu" and set(problem.options.sizes) == {"cpu", "paper"} | MORE_SIZES.get(name, set())
     paper = make_problem(name, "problem.size=paper").size
-    assert (paper.width, paper.hidden_layers) == (50, 5)
+    assert (paper.width, paper.hidden_layers) == PAPER_NETWORK.get(name, (50, 5))
+    for other in MORE_SIZES.get(name, ()):
+        size = make_problem(name, f"problem.size={other}").size
+        assert (size.width, size.hidden_layers, size.points["residual"], size.iterations) == (50, 3, 1280, 50000)
+        assert all(size.points[t] == paper.points[t] for t in problem.terms if t != "residual")
     assert (dict(paper.points), paper.iterations) == PAPER[name]
     assert problem.field_names == OUTPUTS[name]
     cpu = problem.size
-    assert set(cpu.points) == set(problem.terms) and cpu.iterations < paper.iterations
+    assert set(problem.terms) <= set(cpu.points) and cpu.iterations < paper.iterations  # and optional terms
     assert all(cpu.points[t] <= paper.points[t] for t in problem.terms)

@@ -33,7 +33,7 @@ def test_reference_takes_a_size_and_writes_every_problem(tmp_path, capsys):
 
 
 BAD = [
-    (["nope", "--out", "{tmp}/x.npz"], "problem 'nope' does not exist; allowed: beltrami, burgers, kovasznay"),
+    (["nope", "--out", "{tmp}/x.npz"], "problem 'nope' does not exist; allowed: allen_cahn, beltrami, burgers, helmholtz"),
     (["kovasznay", "--out", "{tmp}/missing/x.npz"], "does not exist"),
     (["kovasznay", "--out", "{tmp}/x.txt"], "must end in .npz"),
     (["kovasznay", "--out", "{tmp}/folder.npz"], "is a directory"),
