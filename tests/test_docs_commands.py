@@ -13,14 +13,26 @@ Each recorded command is then checked without training:
   (``-m`` or an experiment that is one) is composed and prepared for every value of every swept key,
   one key at a time.
 * ``pinnbench bench``: :func:`pinnbench.bench.compose`, the bench's own validation.
-* ``pinnbench report``, ``plot``, ``compact``: parsed by their own argument parsers.
+* ``pinnbench tune``: validated as the command does before its first trial (the override check,
+  the ``tune.*`` settings, every study of the sweep composed and prepared); then the trials of every
+  study are composed and prepared as a trial is, one key at a time: for each dimension of the
+  study's search space, the trials of the design that hold its lowest and its highest value (or
+  each of its choices), and, with ``tune.evaluate=true``, a run on the evaluation seeds (every seed
+  for the first study, the first seed for the others). Its
+  sweep directory must be one git ignores (or outside the repository). ``tune --spaces`` is run.
+* ``pinnbench report``, ``plot``, ``compact``, ``pack``, ``expand``: parsed by their own argument
+  parsers; ``report`` needs RUNS_DIR or ``--tuned``. The packed records ``pack`` adds to and
+  ``expand`` reads must exist and be packed, unless the command is an example whose path lies in a
+  folder git ignores; the sweep ``pack`` reads must exist or lie in such a folder, and ``expand``
+  must write into one (or outside the repository).
 * ``pinnbench methods`` and ``reference``: run (``reference`` writes into a temporary folder).
 * ``make TARGET``: the target exists in the Makefile.
 
 Two substitutions, because they depend on the machine or on earlier runs: ``device=cuda`` is checked
 as ``device=cpu``, and ``budget.seconds=adam`` (the seconds of an Adam run found at run time) as a
-number. Every ``results/...`` path a command names must exist, and a report shown in README.md or
-docs/ must write into a folder git ignores (or outside the repository).
+number. Every ``results/...`` path a command names must exist (a run of packed records counts:
+``results/paper_cpu/runs/burgers-cpu/...``), and a report shown in README.md or docs/ must write into
+a folder git ignores (or outside the repository).
 
 A subcommand that is not registered, or registered without a check here, fails with a message
 saying so: add its check to ``CHECKS``. Sections that build something (their code blocks start
@@ -69,8 +81,10 @@ class Command:
 
     @property
     def mention(self) -> bool:
-        """Inline prose naming a subcommand (`pinnbench plot`) or eliding its arguments (`... ...`)."""
-        return self.inline and (len(self.argv) == 2 or any(w in ("...", "…") for w in self.argv))
+        """Inline prose naming a subcommand (`pinnbench plot`), eliding its arguments (`... ...`) or
+        giving a placeholder for one (`pinnbench report <study>/runs`)."""
+        return self.inline and (len(self.argv) == 2 or any(w in ("...", "…") or PLACEHOLDER.search(w)
+                                                           for w in self.argv))
 
     @property
     def where(self) -> str:
@@ -84,15 +98,39 @@ PRELUDE = """
 __record() { { printf '%s\\0' "$@"; printf '\\n'; } >> "$__RECORD"; }
 pinnbench() { __record pinnbench "$@"; }
 make() { __record make "$@"; }
+nohup() { declare -F "$1" > /dev/null && "$@"; }
+__by_path() { :; }
 """
+PLACEHOLDER = re.compile(r"<[A-Za-z][\w.-]*>")
+REDIRECT = re.compile(r"(?<![<>&])(\d?>>?|&>>?)[ \t]*(?![&\s])[^\s;&|()]+|(?<![<>])<[ \t]*(?![<(\s])[^\s;&|()]+")
+BY_PATH = re.compile(r"((?:^|[;&|(`]|\$\(|\b(?:then|do|else|nohup|exec|command|time)\b)[ \t]*(?:\w+=\S*[ \t]+)*)"
+                     r"(?=(?:/|\./|\.\./|~/)[^\s;&|()]*)", re.MULTILINE)
+"""A command named by its path (``/usr/bin/python -m ...``): PATH does not keep bash from running it."""
+
+
+def _redirected(match: re.Match) -> str:
+    return f"{match.group(1)} /dev/null" if match.group(1) else "< /dev/null"
+
+
+def _harmless(script: str) -> str:
+    """``script`` with its placeholders (``<study>``) quoted, its redirections to /dev/null and every
+    program named by its path not run."""
+    held = PLACEHOLDER.findall(script)
+    script = PLACEHOLDER.sub("__placeholder__", script)
+    script = BY_PATH.sub(lambda m: m.group(1) + "__by_path ", REDIRECT.sub(_redirected, script))
+    for placeholder in held:
+        script = script.replace("__placeholder__", f"'{placeholder}'", 1)
+    return script
 
 
 def shell_words(script: str, workdir: Path) -> list[tuple[str, ...]]:
     """The ``pinnbench`` and ``make`` commands ``script`` runs, expanded by bash, in order; nothing
-    else is run (PATH names no folder)."""
+    else is run (PATH names no folder, a program named by its path is skipped, ``nohup`` runs only
+    those two). Redirections read and write /dev/null: a log file in a folder of the page's
+    (``>> runs/x.log``) neither hides the command nor is written."""
     record = workdir / "record"
     record.write_bytes(b"")
-    (workdir / "script.sh").write_text(PRELUDE + script + "\n")
+    (workdir / "script.sh").write_text(PRELUDE + _harmless(script) + "\nwait\n")
     subprocess.run(["/bin/bash", str(workdir / "script.sh")], cwd=workdir, capture_output=True, timeout=60,
                    env={"PATH": "/nonexistent", "__RECORD": str(record), "HOME": str(workdir)})
     lines = record.read_bytes().split(b"\0\n")
@@ -289,12 +327,110 @@ def check_methods(argv: list[str], tmp: Path) -> None:
         raise DocCommandError(f"it does not list {', '.join(missing)}")
 
 
+def check_report(argv: list[str]) -> None:
+    args = parse_only("report", argv)
+    if not args.runs and not args.tuned:  # the command's own check after parsing
+        raise DocCommandError("its arguments do not parse: give RUNS_DIR, or --tuned TUNE_DIR, or both")
+
+
+def _trial_points(dims, points: list[dict]) -> list[int]:
+    """The trials to compose, one key at a time: per dimension, the trials holding its lowest and its
+    highest value (or the first trial of each of its choices)."""
+    chosen: dict[int, None] = {}
+    for d in dims:
+        values = [p[d.name] for p in points]
+        if d.choices is not None:
+            firsts = [values.index(c) for c in d.choices if c in values]
+        else:
+            firsts = [values.index(min(values)), values.index(max(values))]
+        chosen.update(dict.fromkeys(firsts))
+    return sorted(chosen)
+
+
+def _prepare_like_tune(composer, overrides: list[str]) -> None:
+    """Compose ``overrides`` as a trial (or an evaluation run) is composed and validate it as it is before training."""
+    from omegaconf import open_dict
+
+    from pinnbench.train import prepare
+
+    key = ("tune", *overrides)
+    if key in _PREPARED:
+        return
+    cfg = composer.compose(overrides)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    prepare(cfg)
+    _PREPARED[key] = None
+
+
+def check_tune(argv: list[str], tmp: Path) -> None:
+    from pinnbench import tune
+    from pinnbench.search import design
+
+    if argv[:1] in (["--spaces"], ["-h"], ["--help"]):
+        listed = run_command("tune", argv)
+        if argv[0] == "--spaces":
+            missing = [f"{g} {p.stem}" for g in ("method", "optimizer") for p in (cli.config_dir() / g).glob("*.yaml")
+                       if f"{g} {p.stem}:" not in listed]
+            if missing:
+                raise DocCommandError(f"it does not list the space of {', '.join(missing)}")
+        return
+    overrides = _substituted(argv)
+    cli._register()
+    cli.check_overrides([o for o in overrides if not o.lstrip("+~").startswith(("tune.", "tune="))])
+    with tune.composing(overrides) as composer:
+        studies = tune.plan(composer, overrides)  # tune.* validated; every study composed and prepared
+        for study in studies:
+            if not _git_ignored(str(study.sweep_dir)):
+                raise DocCommandError(f"the study writes into {study.sweep_dir}, which git tracks: set "
+                                      f"hydra.sweep.dir to an ignored folder such as runs/ (or /tmp)")
+            points = design(study.dims, study.tune.trials, study.tune.seed)
+            for k in _trial_points(study.dims, points):
+                _prepare_like_tune(composer, study.overrides + study.point_overrides(points[k])
+                                   + [f"seed={study.tune.trial_seed + k}"])
+            if study.tune.evaluate:  # a selected trial on the evaluation seeds: all of them once, then the first
+                for seed in study.tune.eval_seeds[:None if study is studies[0] else 1]:
+                    _prepare_like_tune(composer, study.overrides + study.point_overrides(points[0]) + [f"seed={seed}"])
+
+
+def _example_or_existing(path: str, what: str) -> None:
+    """``path`` exists, or lies in a folder git ignores (or outside the repository): a path of an example."""
+    if not (ROOT / path).exists() and not _git_ignored(path):
+        raise DocCommandError(f"{what} {path} does not exist and is not in a folder git ignores (such as runs/)")
+
+
+def _packed_study(path: str, what: str) -> None:
+    """``path`` holds packed records, or is an example path in an ignored folder."""
+    from pinnbench import packed
+
+    _example_or_existing(path, what)
+    if (ROOT / path).exists() and not packed.is_packed(ROOT / path):
+        raise DocCommandError(f"{what} {path} holds no packed records (part-NNNN-summaries.parquet)")
+
+
+def check_pack(argv: list[str]) -> None:
+    args = parse_only("pack", argv)
+    _example_or_existing(args.src, "the sweep it packs,")
+    _packed_study(args.dest, "the study it packs into,")
+
+
+def check_expand(argv: list[str]) -> None:
+    args = parse_only("expand", argv)
+    _packed_study(args.study, "the study it expands,")
+    if not _git_ignored(args.dest):
+        raise DocCommandError(f"it writes run directories into {args.dest}, which git tracks: use an ignored folder "
+                              f"such as runs/ (or /tmp)")
+
+
 CHECKS = {
     "run": lambda argv, tmp: check_run(argv),
     "bench": lambda argv, tmp: check_bench(argv),
-    "report": lambda argv, tmp: parse_only("report", argv),
+    "tune": check_tune,
+    "report": lambda argv, tmp: check_report(argv),
     "plot": lambda argv, tmp: parse_only("plot", argv),
     "compact": lambda argv, tmp: parse_only("compact", argv),
+    "pack": lambda argv, tmp: check_pack(argv),
+    "expand": lambda argv, tmp: check_expand(argv),
     "reference": check_reference,
     "methods": check_methods,
 }
@@ -315,15 +451,23 @@ def _git_ignored(path: str) -> bool:
     return done.returncode == 0
 
 
+def _committed(path: str) -> bool:
+    """Whether ``path`` (relative to the repository) exists: a file, a folder, or a run of packed records."""
+    from pinnbench import packed
+
+    full = ROOT / path
+    return full.exists() or packed.locate(full) is not None
+
+
 def check_paths(command: Command) -> None:
     """``results/...`` paths exist; a report of the front pages or docs writes into an ignored folder."""
     argv = command.argv
     outputs = {argv[i + 1] for i, w in enumerate(argv[:-1]) if w == "--out"}
-    if argv[:2] == ("pinnbench", "compact") and len(argv) > 3:
-        outputs.add(argv[3])  # where the records go
+    if argv[:2] in (("pinnbench", "compact"), ("pinnbench", "expand")) and len(argv) > 3:
+        outputs.add(argv[3])  # where the records (the run directories) go
     for word in argv:  # the inputs a command names must be there
         if word.startswith("results/") and word not in outputs and not any(c in word for c in "*?[") \
-                and not (ROOT / word).exists():
+                and not _committed(word):
             raise DocCommandError(f"{word} does not exist")
     if command.source.parent.name == "results" or command.source.parent.parent.name == "results":
         return  # a study's README regenerates its own committed report
@@ -416,6 +560,23 @@ BROKEN = [
     ("pinnbench plot --out x.png", "do not parse"),
     ("pinnbench report results/no_such_study/runs --out reports/x", "does not exist"),
     ("pinnbench report runs --out results/mine", "git tracks"),
+    ("pinnbench report --tuned --out reports/x", "do not parse"),
+    ("pinnbench tune tune.trials=0", "tune.trials=0"),
+    ("pinnbench tune tune.sampler=grid", "tune.sampler"),
+    ("pinnbench tune 'tune.trainers=[adam,nosuch]'", "nosuch"),
+    ("pinnbench tune tune.trials=2 tune.objective=test hydra.sweep.dir=runs/x", "tune.objective"),
+    ("pinnbench tune problem=burgers tune.lrr=1 hydra.sweep.dir=runs/x", "tune.lrr"),
+    ("pinnbench tune problem=nosuch hydra.sweep.dir=runs/x", "nosuch"),
+    ("pinnbench tune 'tune.lr={low:-1.0,high:1.0,scale:linear}' tune.trials=3 hydra.sweep.dir=runs/x",
+     "must be positive"),  # only a trial's composed run refuses it: the trials are checked
+    ("pinnbench tune tune.trials=2 hydra.sweep.dir=results/x", "git tracks"),
+    ("pinnbench pack runs/x results/no_such_study/runs", "does not exist"),
+    ("pinnbench pack runs/x results/burgers_cpu/runs", "holds no packed records"),
+    ("pinnbench pack --thin -1 runs/x results/paper_cpu/runs", "do not parse"),
+    ("pinnbench pack pinnbench/no_such_sweep results/paper_cpu/runs", "not in a folder git ignores"),
+    ("pinnbench expand results/burgers_cpu/runs runs/b", "holds no packed records"),
+    ("pinnbench expand results/paper_cpu/runs results/mine", "git tracks"),
+    ("pinnbench expand results/paper_cpu/runs", "do not parse"),
     ("pinnbench frobnicate --all", "unknown subcommand 'frobnicate'"),
     ("make nosuch", "no target nosuch"),
 ]
@@ -425,6 +586,33 @@ BROKEN = [
 def test_broken_commands_fail_the_check(text, words, tmp_path):
     problem = verdict(_broken(text), tmp_path)
     assert problem is not None and words in problem, problem
+
+
+def test_the_tune_check_prints_every_search_space_and_composes_the_trials(tmp_path, monkeypatch):
+    """``--spaces`` is run; the trials holding each dimension's extremes, and the evaluation runs, are composed."""
+    from omegaconf import OmegaConf
+
+    from pinnbench.search import design, dimension, group_space
+
+    listed = run_command("tune", ["--spaces"])
+    assert "method relobralo: " in listed and "optimizer soap: " in listed
+    composed: list[list[str]] = []
+    monkeypatch.setattr(sys.modules[__name__], "_prepare_like_tune", lambda composer, o: composed.append(o))
+    problem = verdict(_broken("pinnbench tune problem=burgers 'tune.trainers=[adam,relobralo]' tune.trials=6 "
+                              "tune.evaluate=true 'tune.eval_seeds=[0,1]' hydra.sweep.dir=runs/x", "docs/x.md"), tmp_path)
+    assert problem is None, problem
+    lr = dimension("lr", {"low": 1e-4, "high": 1e-1, "scale": "log"}, "lr")
+    for method in ("adam", "relobralo"):
+        dims = [lr, *group_space("method", OmegaConf.load(cli.config_dir() / "method" / f"{method}.yaml"))]
+        points = design(dims, 6, 0)
+        mine = [dict(o.split("=", 1) for o in c) for c in composed if f"method={method}" in c]
+        trials = [c for c in mine if int(c["seed"]) >= 1000]
+        assert 2 <= len(trials) <= 2 * len(dims) and len({c["seed"] for c in trials}) == len(trials)
+        for d in dims:
+            values = [float(c[d.name]) for c in trials]
+            assert min(values) == min(p[d.name] for p in points) and max(values) == max(p[d.name] for p in points)
+        evaluations = sorted(c["seed"] for c in mine if int(c["seed"]) < 1000)
+        assert evaluations == (["0", "1"] if method == "adam" else ["0"])  # every seed once, then the first
 
 
 def test_a_registered_subcommand_without_a_check_fails_with_what_to_do(tmp_path, monkeypatch):
@@ -444,18 +632,29 @@ pinnbench compact runs/s results/s/runs \\
 OMP_NUM_THREADS=1 pinnbench report 'runs/a b' --out reports/r
 pip install -e ".[dev]"
 make test PYTEST_ARGS=-x
+pinnbench methods > /no_such_folder/methods.txt < no_such_file
+pinnbench report <study>/runs --out <study>
+OMP_NUM_THREADS=1 nohup pinnbench tune seed=1 >> no_such_folder/tune.log 2>&1 &
+cd / && OMP_NUM_THREADS=1 nohup /bin/touch "$HOME/by-path" && /bin/touch "$HOME/by-path" ; nohup touch x
+$(/bin/touch "$HOME/by-path") ./by-path; exec /bin/touch "$HOME/by-path"
 """
     assert shell_words(script, tmp_path) == [
         ("pinnbench", "run", "+experiment/x=a,b", "seed=0"), ("pinnbench", "run", "+experiment/x=c", "seed=0"),
         ("pinnbench", "compact", "runs/s", "results/s/runs", "--match", "x/adam-*", "--match", "x/config-*"),
-        ("pinnbench", "report", "runs/a b", "--out", "reports/r"), ("make", "test", "PYTEST_ARGS=-x")]
+        ("pinnbench", "report", "runs/a b", "--out", "reports/r"), ("make", "test", "PYTEST_ARGS=-x"),
+        ("pinnbench", "methods"), ("pinnbench", "report", "<study>/runs", "--out", "<study>"),
+        ("pinnbench", "tune", "seed=1")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["record", "script.sh"]  # nothing else written
 
 
 def test_inline_commands_and_tutorial_sections_are_found(tmp_path):
     page = tmp_path / "page.md"
-    page.write_text("# T\n\nRun `pinnbench run seed=2` here.\n\n## Adding x\n\n```python\n# problems/x.py\n```\n\n"
-                    "```bash\npinnbench run problem=x\n```\n")
-    assert [c.argv for c in commands_of(page, tmp_path)] == [("pinnbench", "run", "seed=2")]
+    page.write_text("# T\n\nRun `pinnbench run seed=2` here, `pinnbench report <study>/runs --out <study>` there.\n\n"
+                    "## Adding x\n\n```python\n# problems/x.py\n```\n\n```bash\npinnbench run problem=x\n```\n")
+    found = commands_of(page, tmp_path)
+    assert [c.argv for c in found] == [("pinnbench", "run", "seed=2"),
+                                       ("pinnbench", "report", "<study>/runs", "--out", "<study>")]
+    assert [c.mention for c in found] == [False, True]  # a placeholder: only the subcommand is checked
     assert [c.argv for c in commands_of(page, tmp_path, tutorials=True)] == [("pinnbench", "run", "problem=x")]
 
 
@@ -509,13 +708,13 @@ RESULTS_PATH = re.compile(r"`(results/[^`\s]*)`")
 
 
 def test_every_results_path_the_pages_name_exists():
-    """`results/...` in the prose of the front pages and docs names something committed (placeholders
-    such as results/<study>/ and patterns aside)."""
+    """`results/...` in the prose of the front pages and docs names something committed (a run of packed
+    records included; placeholders such as results/<study>/ and patterns aside)."""
     missing, checked = [], 0
     for path in documented_files():
         for match in RESULTS_PATH.finditer(path.read_text()):
             name = match.group(1).rstrip(".,;:)")
             checked += 1
-            if not any(c in name for c in "<>*?[{") and not (ROOT / name).exists():
+            if not any(c in name for c in "<>*?[{") and not _committed(name):
                 missing.append(f"{path.relative_to(ROOT)}: {name}")
     assert checked > 20 and not missing, "named but not committed:\n" + "\n".join(missing)

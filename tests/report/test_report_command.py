@@ -128,3 +128,13 @@ def test_a_bad_metric_or_target_is_a_one_line_error(study, tmp_path, capsys, arg
     assert exit_info.value.code == 2 and error.startswith(f"error: {message}")
     if "--metric" in args:
         assert error.endswith("available: test_mse, best_test_mse, mse_u.")
+
+
+def test_a_report_of_nothing_is_a_one_line_usage_error(tmp_path, capsys):
+    from pinnbench.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report", "--out", str(tmp_path / "out")])
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert exit_info.value.code == 2 and error.endswith("error: give RUNS_DIR, or --tuned TUNE_DIR, or both")
+    assert not (tmp_path / "out").exists()
