@@ -46,10 +46,12 @@ def test_the_optimisers_are_configured():
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
 def test_each_yaml_states_the_defaults_of_its_options(name):
-    """The YAML is the documented source of the settings: it names every option at its default."""
+    """The YAML is the documented source of the settings: it names every option at its default.
+    Its ``search:`` block is the tuner's space (pinnbench/search.py), not an option of the run."""
     node = OmegaConf.load(config_dir() / "optimizer" / f"{name}.yaml")
     cls, options = typed_options("optimizer", node)
-    assert options == cls.Options() and set(node) - {"_target_"} == set(vars(options))
+    assert options == cls.Options() and set(node) - {"_target_", "search"} == set(vars(options))
+    assert "search" in node and "search" not in vars(options)
 
 
 @pytest.mark.parametrize("problem", PROBLEMS)
@@ -134,22 +136,26 @@ def test_resumed_run_ends_where_an_uninterrupted_run_ends(tmp_path, optimizer):
     assert_same_records(tmp_path)
 
 
-def test_optimizer_adam_trains_bit_for_bit_as_before_optimizers_were_a_setting(tmp_path):
+def test_optimizer_adam_trains_as_before_optimizers_were_a_setting_to_a_few_roundings(tmp_path):
     """tests/fixtures/before_optimizers.pt: the final parameters of short runs (Adam, ConFIG,
     M-ConFIG, MinMax, LRA; float32 and float64) trained by the trainer at commit 3b92906, before
-    this setting existed. Equal bit for bit on the machine type and PyTorch that made them; elsewhere
-    kernels may round differently, so there to float round-off."""
+    this setting existed. They were equal bit for bit (same machine type and PyTorch) until commit
+    972439e, which deliberately reordered the derivative passes' floating-point work (hidden biases
+    added inside ``addmm``, sums over points in rows of 400): since then the parameters agree to a
+    few roundings (at most 0.5 float32 and 2 float64 units at magnitude 1 after 12 iterations), which
+    this test allows with margin (16 units of the dtype), far below one step's change (learning rate
+    1e-3). tests/test_numerics_pinned.py pins today's numerics to 1e-9."""
     fixture = torch.load(Path(__file__).parent.parent / "fixtures" / "before_optimizers.pt", weights_only=False)
-    exact = fixture["torch"] == torch.__version__ and fixture["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     for key, made in fixture["runs"].items():
         summary = train(prepare(compose_config(*made["overrides"], "optimizer=adam")), tmp_path / key)
         model = records.load_checkpoint(tmp_path / key / records.CHECKPOINT)["model"]
+        assert made["model"].keys() == model.keys()
         for name, before in made["model"].items():
-            if exact:
-                assert torch.equal(model[name], before), (key, name)
-            else:
-                torch.testing.assert_close(model[name], before, msg=f"{key} {name}")
-        assert summary["test_mse"] == made["test_mse"] or not exact
+            assert model[name].dtype == before.dtype, (key, name)
+            atol = 16 * torch.finfo(before.dtype).eps * max(1.0, before.abs().max().item())
+            torch.testing.assert_close(model[name], before, rtol=0, atol=atol, msg=f"{key} {name}")
+        eps = torch.finfo(made["model"]["0.bias"].dtype).eps
+        assert summary["test_mse"] == pytest.approx(made["test_mse"], rel=16 * eps, abs=0), key
 
 
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
