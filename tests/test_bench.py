@@ -78,11 +78,14 @@ def test_mconfig_draws_and_evaluates_only_the_loss_it_refreshes(tmp_path, monkey
     if "mconfig" not in METHODS:
         pytest.skip("no configs/method/mconfig.yaml")
     setup = prepare(compose_config(*TINY, "method=mconfig", "budget.iterations=6", "eval_every=6"))
-    drawn = []
-    original = setup.problem.sample_term
-    monkeypatch.setattr(setup.problem, "sample_term", lambda term, *a: drawn.append(term) or original(term, *a))
+    drawn, phase = {"training": [], "scoring": []}, ["training"]
+    original, label_free = setup.problem.sample_term, setup.problem.label_free
+    monkeypatch.setattr(setup.problem, "sample_term", lambda term, *a: drawn[phase[0]].append(term) or original(term, *a))
+    # after training, the label-free objective (train.final_scores) draws one fresh batch of every term
+    monkeypatch.setattr(setup.problem, "label_free", lambda *a: phase.__setitem__(0, "scoring") or label_free(*a))
     train(setup, tmp_path)
-    assert drawn == ["boundary", "initial", "residual"] * 2  # the paper's order starts at loss 1
+    assert drawn["training"] == ["boundary", "initial", "residual"] * 2  # the paper's order starts at loss 1
+    assert sorted(drawn["scoring"]) == sorted(setup.problem.terms)
 
 
 def test_the_straightforward_step_is_the_same_step_as_ours():

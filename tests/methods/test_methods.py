@@ -75,14 +75,18 @@ def test_trains_a_few_iterations(tmp_path, method, problem, n_losses, options):
 
 
 def test_mconfig_evaluates_only_the_refreshed_loss(tmp_path):
+    """Over 6 training iterations ConFIG evaluates its 3 losses every iteration, M-ConFIG the one it
+    refreshes; after training, the label-free objective (train.final_scores) evaluates each loss once."""
     counts = {}
     for method in ("config", "mconfig"):
         setup = prepare(compose_config(*TINY, f"method={method}", "budget.iterations=6"))
-        calls = []
-        original = setup.problem.group_loss
-        setup.problem.group_loss = lambda fn, batches, group: calls.append(group) or original(fn, batches, group)
-        train(setup, tmp_path / method)
-        counts[method] = len(calls)
+        calls, phase = {"training": [], "scoring": []}, ["training"]
+        original, label_free = setup.problem.group_loss, setup.problem.label_free
+        setup.problem.group_loss = lambda fn, batches, group: calls[phase[0]].append(group) or original(fn, batches, group)
+        setup.problem.label_free = lambda *args: phase.__setitem__(0, "scoring") or label_free(*args)
+        summary = train(setup, tmp_path / method)
+        counts[method] = len(calls["training"])
+        assert sorted(calls["scoring"]) == sorted(setup.groups) and "label_free" in summary
     assert counts == {"config": 18, "mconfig": 6}
 
 
