@@ -14,8 +14,8 @@ from pinnbench.search import Dimension, design, dimension, group_space, space
 from pinnbench.train import prepare, resolved_config
 from tests.conftest import TINY, compose_config
 
-METHODS = ("adam", "config", "dcgd", "gradnorm", "imtlg", "lra", "mconfig", "minmax", "ntk", "pcgrad", "relobralo",
-           "torchjd", "upgrad")
+METHODS = ("adam", "config", "dcgd", "gradnorm", "imtlg", "lra", "lra_code", "lra_paper", "mconfig", "minmax", "ntk",
+           "ntk_paper", "pcgrad", "relobralo", "torchjd", "upgrad")
 """Every method; a new one gets the space battery by being added here."""
 OPTIMIZERS = ("adam", "muon", "psgd", "soap")
 
