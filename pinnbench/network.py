@@ -45,6 +45,7 @@ class InputEncoding(nn.Module):
         return len(self.owner)
 
     def forward(self, x: Tensor) -> Tensor:
+        """The features [N, f] of the inputs ``x`` [N, d]."""
         columns = []
         for i, (shift, scale, omega) in enumerate(zip(self.shift, self.scale, self.omega)):
             xi = x[:, i:i + 1]
@@ -124,7 +125,7 @@ def check_network(problem, options) -> None:
 
 def network_for(problem, options) -> MLP:
     """The network of a run: ``problem``'s size and inputs, the encoding the run's ``network``
-    settings (:class:`~pinnbench.settings.NetworkConfig`) ask for (checked by :func:`check_network`)."""
+    settings (``NetworkConfig`` in ``pinnbench.settings``) ask for (checked by :func:`check_network`)."""
     check_network(problem, options)
     periods = [options.periodic.get(name) for name in problem.input_names]
     encoding = encoding_for(problem.lower, problem.upper, options.standardize, periods)

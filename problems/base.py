@@ -618,7 +618,7 @@ class Problem:
     """Fixed seeds of the validation points and of the label-free objective's fresh points."""
 
     def validation_set(self) -> tuple[np.ndarray, np.ndarray]:
-        """(inputs [n, d], fields [n, f]), float64: :attr:`validation_points` points drawn uniformly
+        """(inputs [n, d], fields [n, f]), float64: ``validation_points`` points drawn uniformly
         in the domain with a fixed seed, none on the test grid, and the reference there (the exact
         solution, or where a problem has none a cubic interpolation of its reference grid). Cached
         on disk beside the reference; selection on these never reads the test grid's errors."""
