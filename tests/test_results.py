@@ -50,7 +50,9 @@ def test_a_report_regenerates_from_its_committed_records(study, monkeypatch):
 
 def runs_dirs(study: str) -> list[Path]:
     """The record directories of a study's reports (a study may hold several, e.g. a supplement)."""
-    return [RESULTS / r / "runs" for r in REPORTS if (r + "/").startswith(study + "/") and (RESULTS / r / "runs").is_dir()]
+    dirs = [RESULTS / r / "runs" for r in REPORTS if (r + "/").startswith(study + "/") and (RESULTS / r / "runs").is_dir()]
+    own = RESULTS / study / "runs"  # a study still without a report of its own (one in progress)
+    return dirs + [own] if own.is_dir() and own not in dirs else dirs
 
 
 def is_packed_study(study: str) -> bool:
